@@ -1,0 +1,54 @@
+"""`netpol-exporter` command line: one subcommand per module, imported lazily."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from exporter import __version__
+
+# name -> (module, help). Each module has `configure(parser)` and `main(args) -> int`,
+# and imports its heavy dependencies inside main() so `--help` stays fast.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "once": ("exporter.commands.once", "count flow-log files (or stdin) and print the metrics"),
+    "run": ("exporter.service.command", "run the exporter: follow sources, serve /metrics"),
+    "demo": ("exporter.service.demo", "serve a live replay of a bundled Temporal cluster's flows"),
+    "check": ("exporter.netpol.check_command", "verify NetworkPolicies against expected connectivity"),
+    "lint": ("exporter.netpol.lint_command", "review NetworkPolicies for common mistakes"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netpol-exporter",
+        description="Network-policy verdicts from Cilium Hubble and Calico flow logs as Prometheus metrics.",
+    )
+    parser.add_argument("--version", action="version", version=f"netpol-exporter {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue  # a command whose module is not part of this build
+            raise
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        module.configure(command)
+        command.set_defaults(_main=module.main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_main", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args._main(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,38 @@
+"""Decoders: plain functions from one input line (bytes) to a normalized record.
+
+Each returns a FlowRecord (something the counting rules may count), a LostEvents, or None for an
+event that cannot count (traces, L7, agent events ...), and raises DecodeError on malformed input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from exporter.model import FlowRecord, LostEvents
+
+Decoded = FlowRecord | LostEvents | None
+Decoder = Callable[[bytes], Decoded]
+
+
+def get_decoder(fmt: str) -> Decoder:
+    """The decoder for an input format name (`hubble`, `calico`, `goldmane`, `hubble-pb`)."""
+    if fmt == "hubble":
+        from exporter.decoders.hubble import decode_line
+
+        return decode_line
+    if fmt == "calico":
+        from exporter.decoders.calico import decode_line as decode_calico
+
+        return decode_calico
+    if fmt == "goldmane":
+        from exporter.decoders.goldmane import decode_line as decode_goldmane
+
+        return decode_goldmane
+    if fmt == "hubble-pb":
+        from exporter.decoders.hubble_pb import decode_message
+
+        return decode_message
+    raise ValueError(f"unknown input format {fmt!r} (expected hubble, calico, goldmane or hubble-pb)")
+
+
+FORMATS = ("hubble", "calico", "goldmane", "hubble-pb")

@@ -1,0 +1,222 @@
+"""Hubble flow JSON lines → FlowRecord.
+
+Accepts `hubble observe -o json|jsonpb` lines and the Cilium agent's exporter-file lines
+(`{"flow":{…},"node_name":…,"time":…}` or `lost_events`/`agent_event`/`debug_event`/`node_status`),
+and the bare legacy flow object (`HUBBLE_COMPAT=legacy-json-output`). Keys are protojson proto names.
+
+Only policy-verdict events (type 5) and policy drop events (type 1, reasons 133/181/189) can count:
+everything else is rejected after decoding the few scalar fields that tell, with endpoints and
+policy lists kept as raw JSON (validated, not materialized) until an event is known to count.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from exporter.decoders.hubble_names import peer_from_endpoint, policy_names
+from exporter.model import HUBBLE_DROP, HUBBLE_VERDICT, DecodeError, Family, FlowRecord, LostEvents
+from exporter.naming import port_label
+from exporter.timeparse import parse_rfc3339_ns
+
+_EMPTY = msgspec.Raw(b"")
+
+
+class _EventType(msgspec.Struct, gc=False):
+    type: int = 0
+    sub_type: int = 0
+
+
+class _IP(msgspec.Struct, gc=False):
+    source: str = ""
+    destination: str = ""
+
+
+class _Ports(msgspec.Struct, gc=False):
+    source_port: int = 0
+    destination_port: int = 0
+
+
+class _ICMP(msgspec.Struct, gc=False):
+    type: int = 0
+    code: int = 0
+
+
+class _L4(msgspec.Struct, gc=False):
+    TCP: _Ports | None = None
+    UDP: _Ports | None = None
+    SCTP: _Ports | None = None
+    ICMPv4: _ICMP | None = None
+    ICMPv6: _ICMP | None = None
+
+
+class _Flow(msgspec.Struct, gc=False):
+    time: str = ""
+    verdict: str | int = ""
+    drop_reason: int = 0
+    drop_reason_desc: str | int = ""
+    IP: _IP | None = None
+    l4: _L4 | None = None
+    source: msgspec.Raw = _EMPTY
+    destination: msgspec.Raw = _EMPTY
+    node_name: str = ""
+    event_type: _EventType | None = None
+    traffic_direction: str | int = ""
+    is_reply: bool | None = None
+    ingress_allowed_by: msgspec.Raw = _EMPTY
+    egress_allowed_by: msgspec.Raw = _EMPTY
+    ingress_denied_by: msgspec.Raw = _EMPTY
+    egress_denied_by: msgspec.Raw = _EMPTY
+
+
+class _Lost(msgspec.Struct, gc=False):
+    source: str | int = ""
+    num_events_lost: str | int = "0"
+
+
+class _Line(_Flow, gc=False):
+    """An exporter/observe line; a bare legacy flow decodes into the inherited _Flow fields."""
+
+    flow: _Flow | None = None
+    lost_events: _Lost | None = None
+    agent_event: msgspec.Raw = _EMPTY
+    debug_event: msgspec.Raw = _EMPTY
+    node_status: msgspec.Raw = _EMPTY
+
+
+_decode = msgspec.json.Decoder(_Line).decode
+
+VERDICT_NAMES: Final = {1: "FORWARDED", 2: "DROPPED", 3: "ERROR", 4: "AUDIT", 5: "REDIRECTED", 6: "TRACED",
+                        7: "TRANSLATED"}
+_VERDICT_FAMILY: Final = {
+    "FORWARDED": Family.ALLOWED,
+    "REDIRECTED": Family.ALLOWED,
+    "DROPPED": Family.DROPPED,
+    "AUDIT": Family.AUDIT,
+}
+_DIRECTIONS: Final = {"INGRESS": "ingress", "EGRESS": "egress", 1: "ingress", 2: "egress"}
+# Drop reasons that are policy decisions; their drop events twin a DROPPED policy verdict.
+POLICY_DROP_REASONS: Final = frozenset({"POLICY_DENIED", "POLICY_DENY", "AUTH_REQUIRED"})
+
+
+def _drop_reason_names() -> dict[int, str]:
+    from exporter.decoders.drop_reasons import DROP_REASONS
+
+    return DROP_REASONS
+
+
+DROP_REASONS: Final = _drop_reason_names()
+
+
+def reason_name(desc: str | int, number: int) -> str:
+    """`drop_reason_desc`, else the name of the numeric `drop_reason` (contract: reason)."""
+    if isinstance(desc, int):
+        number, desc = desc, ""
+    if desc:
+        return desc
+    if number:
+        return DROP_REASONS.get(number, str(number))
+    return ""
+
+
+def decode_line(line: bytes) -> FlowRecord | LostEvents | None:
+    try:
+        msg = _decode(line)
+    except msgspec.ValidationError as exc:
+        raise DecodeError(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"not valid JSON: {exc}") from None
+    flow = msg.flow
+    if flow is None:
+        if msg.lost_events is not None:
+            try:
+                return LostEvents(int(msg.lost_events.num_events_lost), str(msg.lost_events.source))
+            except ValueError:
+                raise DecodeError("num_events_lost is not an integer", "$.lost_events.num_events_lost") from None
+        if msg.event_type is None and not msg.verdict:
+            return None  # agent_event, debug_event, node_status, or an object we do not know
+        flow = msg  # bare legacy flow object
+    return flow_record(flow, msg.node_name, msg.time)
+
+
+def flow_record(flow: _Flow, envelope_node: str = "", envelope_time: str = "") -> FlowRecord | None:
+    event_type = flow.event_type.type if flow.event_type is not None else 0
+    verdict = flow.verdict
+    if isinstance(verdict, int):
+        verdict = VERDICT_NAMES.get(verdict, "")
+    if event_type == HUBBLE_VERDICT:
+        family = _VERDICT_FAMILY.get(verdict)
+        if family is None:
+            return None
+    elif event_type == HUBBLE_DROP or (event_type == 0 and verdict == "DROPPED"):
+        # A drop event; an event_type-less DROPPED flow (field-masked exports) is read as one.
+        family = Family.DROPPED
+        event_type = HUBBLE_DROP
+    else:
+        return None  # traces, L7 records, debug/capture events
+    if flow.is_reply:
+        return None
+    number = flow.drop_reason or (flow.event_type.sub_type if event_type == HUBBLE_DROP and flow.event_type else 0)
+    reason = reason_name(flow.drop_reason_desc, number) if family is not Family.ALLOWED else ""
+    if event_type == HUBBLE_DROP and reason not in POLICY_DROP_REASONS:
+        return None  # non-policy drops count nowhere
+    direction = _DIRECTIONS.get(flow.traffic_direction, "unknown")
+
+    l4 = flow.l4
+    protocol = ""
+    sport = dport = 0
+    if l4 is not None:
+        if l4.TCP is not None:
+            protocol, sport, dport = "TCP", l4.TCP.source_port, l4.TCP.destination_port
+        elif l4.UDP is not None:
+            protocol, sport, dport = "UDP", l4.UDP.source_port, l4.UDP.destination_port
+        elif l4.SCTP is not None:
+            protocol, sport, dport = "SCTP", l4.SCTP.source_port, l4.SCTP.destination_port
+        elif l4.ICMPv4 is not None:
+            protocol, dport = "ICMPv4", l4.ICMPv4.type
+        elif l4.ICMPv6 is not None:
+            protocol, dport = "ICMPv6", l4.ICMPv6.type
+    ip = flow.IP
+    src_ip, dst_ip = (ip.source, ip.destination) if ip is not None else ("", "")
+
+    if event_type == HUBBLE_VERDICT:
+        if family is Family.ALLOWED:
+            lists = {"ingress": (flow.ingress_allowed_by,), "egress": (flow.egress_allowed_by,)}.get(
+                direction, (flow.ingress_allowed_by, flow.egress_allowed_by))
+        else:
+            lists = {"ingress": (flow.ingress_denied_by,), "egress": (flow.egress_denied_by,)}.get(
+                direction, (flow.ingress_denied_by, flow.egress_denied_by))
+        try:
+            policies = policy_names(*lists)
+        except msgspec.ValidationError as exc:
+            raise DecodeError(f"policy list: {exc}", f"$.flow.{direction}_policies") from None
+    else:
+        policies = ()
+
+    timestamp = flow.time or envelope_time
+    try:
+        time_ns = parse_rfc3339_ns(timestamp) if timestamp else 0
+    except ValueError as exc:
+        raise DecodeError(str(exc), "$.flow.time") from None
+    try:
+        source = peer_from_endpoint(flow.source, src_ip)
+        destination = peer_from_endpoint(flow.destination, dst_ip)
+    except msgspec.ValidationError as exc:
+        raise DecodeError(f"endpoint: {exc}", "$.flow.source/destination") from None
+    return FlowRecord(
+        kind=event_type,
+        verdict=family,
+        policies=policies,
+        direction=direction,
+        source=source,
+        destination=destination,
+        destination_port=port_label(protocol, dport),
+        protocol=protocol,
+        reason=reason,
+        packets=1,
+        time_ns=time_ns,
+        node=flow.node_name or envelope_node,
+        source_port=sport,
+        port_or_type=dport,
+    )
