@@ -1,0 +1,144 @@
+"""Configuration: one pydantic model, loaded from YAML, overridden by environment and flags.
+
+Precedence: flags > environment (`NETPOL_EXPORTER_<KEY>`, nested keys joined by `__`, e.g.
+`NETPOL_EXPORTER_SERIES__MAX_PER_FAMILY=20000`; list values comma-separated) > YAML file > defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from exporter.model import FAMILY_LABELS, Family
+
+ENV_PREFIX = "NETPOL_EXPORTER_"
+DEFAULT_PORT = 10215
+LabelName = Literal[
+    "policy", "direction", "source", "source_namespace", "destination", "destination_namespace",
+    "destination_port", "protocol", "reason",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabelsConfig(_Section):
+    disabled: list[LabelName] = Field(
+        default_factory=list, description="Flow labels to drop from every family (for cardinality).")
+
+
+class SeriesConfig(_Section):
+    max_per_family: int = Field(100_000, ge=1, description="Cap on live series per flow family.")
+    idle_expiry_seconds: float = Field(
+        1200, ge=0, description="Remove a series not incremented for this long (0: never). Keep it "
+        "longer than the alert windows (the shipped rules look back 5-15 m).")
+
+
+class HubbleConfig(_Section):
+    pairing_window_ms: float = Field(50, gt=0, le=10_000,
+                                     description="How far a drop event looks back for its verdict twin.")
+
+
+class KubernetesConfig(_Section):
+    enabled: bool | None = Field(None, description="None: on when in a cluster or a kubeconfig is given.")
+    kubeconfig: str | None = None
+
+
+class Config(_Section):
+    listen: str = f"0.0.0.0:{DEFAULT_PORT}"
+    sources: list[str] = Field(default_factory=list)
+    state_dir: str | None = None
+    log_format: Literal["logfmt", "json"] = "logfmt"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    web_config_file: str | None = None
+    recent_denied_flows: int = Field(500, ge=0, description="Size of the recent denied flows ring.")
+    labels: LabelsConfig = Field(default_factory=LabelsConfig)
+    series: SeriesConfig = Field(default_factory=SeriesConfig)
+    hubble: HubbleConfig = Field(default_factory=HubbleConfig)
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+
+    @field_validator("listen")
+    @classmethod
+    def _valid_listen(cls, value: str) -> str:
+        _host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected HOST:PORT, got {value!r}")
+        return value
+
+    def family_labels(self, family: Family) -> tuple[str, ...]:
+        return tuple(name for name in FAMILY_LABELS[family] if name not in self.labels.disabled)
+
+
+class ConfigError(Exception):
+    """An invalid configuration; the message names the key and the problem."""
+
+
+def _set_path(target: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        nxt = target.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{'.'.join(path)}: {part} is not a section")
+        target = nxt
+    target[path[-1]] = value
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    list_keys = {("sources",), ("labels", "disabled")}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or not raw:
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        if path[0] not in Config.model_fields:
+            continue  # not a config key (e.g. another tool's variable sharing the prefix)
+        value: Any = [v.strip() for v in raw.split(",") if v.strip()] if tuple(path) in list_keys else raw
+        _set_path(out, path, value)
+    return out
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the Config; raises ConfigError naming the file, key and problem."""
+    data: dict[str, Any] = {}
+    where = "configuration"
+    if path is not None:
+        where = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
+        data = loaded or {}
+    _merge(data, _env_overrides(os.environ if env is None else env))
+    _merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{where}: {problems}") from None

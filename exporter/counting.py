@@ -1,0 +1,134 @@
+"""The contract's counting rules, in one place.
+
+- Hubble policy-verdict events count +1 in the family of their verdict.
+- A Hubble drop event with a policy reason is the twin of a DROPPED verdict from the same BPF run:
+  it pairs with the earliest still-unpaired DROPPED verdict of the same node, direction, addresses,
+  protocol, ports (ICMP: type) and reason at most `pairing_window` before it. A pair counts once
+  (through the verdict, counted when it arrived); an unpaired drop event counts +1.
+- Calico records count their packets.
+- Sentinels for events that name no policy: `default-allow`, `default-deny`, `unknown`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+from exporter.model import HUBBLE_DROP, HUBBLE_VERDICT, Family, FlowRecord
+from exporter.selfmetrics import SourceStats
+from exporter.store import SeriesStore
+
+DEFAULT_ALLOW: Final = "default-allow"
+DEFAULT_DENY: Final = "default-deny"
+UNKNOWN_POLICY: Final = "unknown"
+DEFAULT_DENY_REASON: Final = "POLICY_DENIED"
+# Unpaired verdicts kept for pairing, at most (a bound on memory when drop events are switched off).
+MAX_PENDING: Final = 100_000
+
+PairKey = tuple[str, str, str, str, str, int, int, str]
+Enricher = Callable[[FlowRecord], FlowRecord]
+DeniedHook = Callable[[FlowRecord, str, SourceStats], None]
+
+
+def policy_label(record: FlowRecord) -> str:
+    if record.policies:
+        return ",".join(record.policies)
+    if record.verdict is Family.ALLOWED:
+        return DEFAULT_ALLOW
+    if record.reason == DEFAULT_DENY_REASON:
+        return DEFAULT_DENY
+    return UNKNOWN_POLICY
+
+
+def label_key(record: FlowRecord, policy: str) -> tuple[str, ...]:
+    src, dst = record.source, record.destination
+    if record.verdict is Family.ALLOWED:
+        return (policy, record.direction, src.name, src.namespace, dst.name, dst.namespace,
+                record.destination_port, record.protocol)
+    return (policy, record.direction, src.name, src.namespace, dst.name, dst.namespace,
+            record.destination_port, record.protocol, record.reason)
+
+
+def _pair_key(record: FlowRecord) -> PairKey:
+    return (record.node, record.direction, record.source.ip, record.destination.ip, record.protocol,
+            record.source_port, record.port_or_type, record.reason)
+
+
+class FlowCounter:
+    """Applies the counting rules to records and adds to the family stores."""
+
+    def __init__(
+        self,
+        stores: dict[Family, SeriesStore],
+        *,
+        pairing_window_ns: int = 50_000_000,
+        enrich: Enricher | None = None,
+        on_denied: DeniedHook | None = None,
+    ) -> None:
+        self.stores = stores
+        self.window = pairing_window_ns
+        self.enrich = enrich
+        self.on_denied = on_denied
+        # Unpaired DROPPED verdict times per pairing key, and all of them in arrival order for pruning.
+        self._pending: dict[PairKey, deque[int]] = {}
+        self._order: deque[tuple[int, PairKey]] = deque()
+        self._newest = 0
+
+    def count(self, record: FlowRecord, now: float, stats: SourceStats) -> bool:
+        """Count one record; False when it adds nothing (a drop event paired with its verdict)."""
+        kind = record.kind
+        if kind == HUBBLE_DROP and self._pair(record):
+            stats.paired += 1
+            return False
+        if kind == HUBBLE_VERDICT and record.verdict is Family.DROPPED:
+            self._remember(record)
+        if self.enrich is not None:
+            record = self.enrich(record)
+        policy = policy_label(record)
+        self.stores[record.verdict].add(label_key(record, policy), record.packets, now)
+        if self.on_denied is not None and record.verdict is Family.DROPPED:
+            self.on_denied(record, policy, stats)
+        return True
+
+    def _remember(self, record: FlowRecord) -> None:
+        key = _pair_key(record)
+        t = record.time_ns
+        times = self._pending.get(key)
+        if times is None:
+            times = self._pending[key] = deque()
+        times.append(t)
+        self._order.append((t, key))
+        if t > self._newest:
+            self._newest = t
+        self._prune()
+
+    def _pair(self, record: FlowRecord) -> bool:
+        times = self._pending.get(_pair_key(record))
+        if not times:
+            return False
+        t = record.time_ns
+        earliest = t - self.window
+        while times and times[0] < earliest:
+            times.popleft()  # too old for this drop event and for any later one
+        if times and times[0] <= t:
+            times.popleft()
+            return True
+        return False
+
+    def _prune(self) -> None:
+        """Forget verdicts too old to pair with any future drop event; bound the total."""
+        horizon = self._newest - self.window
+        order, pending = self._order, self._pending
+        while order and (order[0][0] < horizon or len(order) > MAX_PENDING):
+            t, key = order.popleft()
+            times = pending.get(key)
+            if times is not None:
+                if times and times[0] == t:
+                    times.popleft()
+                if not times:
+                    del pending[key]
+
+    @property
+    def pending(self) -> int:
+        return sum(len(times) for times in self._pending.values())

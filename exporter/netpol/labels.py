@@ -1,0 +1,172 @@
+"""Label sets and label selectors (`matchLabels` + `matchExpressions`), as Kubernetes matches them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.netpol.errors import PolicyInvalid
+
+_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_NAME = re.compile(f"^{_NAME}$")
+_LABEL_VALUE = re.compile(f"^({_NAME})?$")
+
+OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+class Labels(Mapping[str, str]):
+    """An immutable, hashable label map (usable as a cache key)."""
+
+    __slots__ = ("_hash", "_items")
+
+    def __init__(self, labels: Mapping[str, str] | None = None) -> None:
+        self._items: dict[str, str] = dict(labels or {})
+        self._hash = hash(frozenset(self._items.items()))
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Labels):
+            return self._hash == other._hash and self._items == other._items
+        return isinstance(other, Mapping) and self._items == dict(other)
+
+    def __repr__(self) -> str:
+        return f"Labels({self._items!r})"
+
+
+def freeze(labels: Mapping[str, str] | None) -> Labels:
+    return labels if isinstance(labels, Labels) else Labels(labels)
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One selector requirement; `matchLabels` entries become `In` with one value."""
+
+    key: str
+    operator: str  # In | NotIn | Exists | DoesNotExist
+    values: frozenset[str] = frozenset()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        present = self.key in labels
+        if self.operator == "In":
+            return present and labels[self.key] in self.values
+        if self.operator == "NotIn":
+            return not present or labels[self.key] not in self.values
+        if self.operator == "Exists":
+            return present
+        return not present  # DoesNotExist
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    """A parsed selector. No requirements = selects everything (the empty selector `{}`)."""
+
+    requirements: tuple[Requirement, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(r.matches(labels) for r in self.requirements)
+
+    @property
+    def selects_all(self) -> bool:
+        return not self.requirements
+
+    @property
+    def specificity(self) -> int:
+        """How many requirements narrow this selector (used to rank policies for attribution)."""
+        return len(self.requirements)
+
+    def exact_value(self, key: str) -> str | None:
+        """The single value `key` must have, when the selector pins it (matchLabels or `In [v]`)."""
+        for r in self.requirements:
+            if r.key == key and r.operator == "In" and len(r.values) == 1:
+                return next(iter(r.values))
+        return None
+
+    def describe(self) -> str:
+        if not self.requirements:
+            return "{}"
+        parts = []
+        for r in self.requirements:
+            vals = ",".join(sorted(r.values))
+            if r.operator == "In" and len(r.values) == 1:
+                parts.append(f"{r.key}={vals}")
+            elif r.operator in ("In", "NotIn"):
+                parts.append(f"{r.key} {r.operator.lower()} ({vals})")
+            elif r.operator == "Exists":
+                parts.append(r.key)
+            else:
+                parts.append(f"!{r.key}")
+        return ",".join(parts)
+
+
+def validate_label_key(key: Any, path: str) -> str:
+    """A qualified name: optional DNS-subdomain prefix + '/' + name of at most 63 characters."""
+    if not isinstance(key, str) or not key:
+        raise PolicyInvalid(path, f"label key must be a non-empty string, got {key!r}")
+    prefix, _, name = key.rpartition("/")
+    if "/" in key and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        raise PolicyInvalid(path, f"invalid label key prefix in {key!r}")
+    if len(name) > 63 or not _LABEL_NAME.match(name):
+        raise PolicyInvalid(path, f"invalid label key {key!r}")
+    return key
+
+
+def validate_label_value(value: Any, path: str) -> str:
+    if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
+        raise PolicyInvalid(path, f"invalid label value {value!r}")
+    return value
+
+
+def _mapping(obj: Any, path: str) -> Mapping[str, Any]:
+    if obj is None:
+        return {}
+    if not isinstance(obj, Mapping):
+        raise PolicyInvalid(path, f"expected a mapping, got {type(obj).__name__}")
+    return obj
+
+
+def parse_selector(obj: Any, path: str) -> LabelSelector:
+    """Parse a LabelSelector object (`{}` or None-valued fields select everything)."""
+    sel = _mapping(obj, path)
+    unknown = set(sel) - {"matchLabels", "matchExpressions"}
+    if unknown:
+        raise PolicyInvalid(path, f"unknown field(s) {sorted(unknown)} in a label selector")
+    reqs: list[Requirement] = []
+    for key, value in _mapping(sel.get("matchLabels"), f"{path}.matchLabels").items():
+        validate_label_key(key, f"{path}.matchLabels")
+        validate_label_value(value, f"{path}.matchLabels.{key}")
+        reqs.append(Requirement(key, "In", frozenset([value])))
+    exprs = sel.get("matchExpressions") or []
+    if not isinstance(exprs, list):
+        raise PolicyInvalid(f"{path}.matchExpressions", "expected a list")
+    for i, expr in enumerate(exprs):
+        epath = f"{path}.matchExpressions[{i}]"
+        e = _mapping(expr, epath)
+        key = validate_label_key(e.get("key"), f"{epath}.key")
+        op = e.get("operator")
+        if op not in OPERATORS:
+            raise PolicyInvalid(f"{epath}.operator", f"must be one of {', '.join(OPERATORS)}, got {op!r}")
+        values = e.get("values") or []
+        if not isinstance(values, list):
+            raise PolicyInvalid(f"{epath}.values", "expected a list")
+        if op in ("In", "NotIn") and not values:
+            raise PolicyInvalid(f"{epath}.values", f"must be non-empty when operator is {op}")
+        if op in ("Exists", "DoesNotExist") and values:
+            raise PolicyInvalid(f"{epath}.values", f"must be empty when operator is {op}")
+        for j, v in enumerate(values):
+            validate_label_value(v, f"{epath}.values[{j}]")
+        reqs.append(Requirement(key, op, frozenset(values)))
+    return LabelSelector(tuple(reqs))

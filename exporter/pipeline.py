@@ -1,0 +1,142 @@
+"""Decode → count → store: the synchronous, batched hot path every source feeds."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+from exporter.config import Config
+from exporter.counting import FlowCounter
+from exporter.exposition import render
+from exporter.model import (
+    FAMILY_HELP,
+    FAMILY_LABELS,
+    FAMILY_NAMES,
+    DecodeError,
+    Family,
+    FlowRecord,
+    LostEvents,
+)
+from exporter.selfmetrics import SelfMetrics, SourceStats
+from exporter.store import SeriesStore
+
+log = logging.getLogger("netpol_exporter.pipeline")
+
+# How many invalid lines per source are reported one by one before only counting them.
+INVALID_REPORT_LIMIT = 5
+
+
+class DeniedFlow(NamedTuple):
+    """One entry of the recent denied flows ring (landing page, /api/v1/denied-flows)."""
+
+    time: float
+    source_name: str  # the input source spec
+    source: str
+    destination: str
+    destination_port: str
+    protocol: str
+    policy: str
+    reason: str
+    direction: str
+    packets: int
+
+
+InvalidHook = Callable[[SourceStats, str, int, DecodeError], None]
+
+
+class Pipeline:
+    def __init__(self, config: Config | None = None, *, on_invalid: InvalidHook | None = None) -> None:
+        self.config = config or Config()
+        cfg = self.config
+        self.stores: dict[Family, SeriesStore] = {
+            family: SeriesStore(
+                FAMILY_NAMES[family],
+                FAMILY_HELP[family],
+                FAMILY_LABELS[family],
+                max_series=cfg.series.max_per_family,
+                disabled=cfg.labels.disabled,
+            )
+            for family in Family
+        }
+        self.self_metrics = SelfMetrics(self.stores.values())
+        self.recent_denied: deque[DeniedFlow] = deque(maxlen=cfg.recent_denied_flows)
+        self.counter = FlowCounter(
+            self.stores,
+            pairing_window_ns=int(cfg.hubble.pairing_window_ms * 1_000_000),
+            on_denied=self._remember_denied if cfg.recent_denied_flows else None,
+        )
+        self.on_invalid = on_invalid or self._log_invalid
+        self._reported: dict[str, int] = {}
+
+    def source(self, name: str, fmt: str) -> SourceStats:
+        """Register (or get) a source's stats; `fmt` selects its decoder."""
+        return self.self_metrics.source(name, fmt)
+
+    def ingest(self, stats: SourceStats, lines: Iterable[bytes], first_line: int = 1, where: str = "") -> None:
+        """Decode and count a batch of lines from one source. Never raises for bad input."""
+        decode = stats.decode
+        count = self.counter.count
+        now = time.monotonic()
+        read = counted = ignored = lost = 0
+        last_ns = 0
+        lineno = first_line - 1
+        for line in lines:
+            lineno += 1
+            if not line or line.isspace():
+                continue
+            read += 1
+            try:
+                record = decode(line)
+            except DecodeError as exc:
+                stats.invalid += 1
+                self.on_invalid(stats, where or stats.name, lineno, exc)
+                continue
+            if record is None:
+                ignored += 1
+            elif type(record) is LostEvents:
+                lost += record.count
+                ignored += 1
+            else:
+                assert isinstance(record, FlowRecord)
+                if record.time_ns > last_ns:
+                    last_ns = record.time_ns
+                if count(record, now, stats):
+                    counted += 1
+                else:
+                    ignored += 1
+        stats.read += read
+        stats.counted += counted
+        stats.ignored += ignored
+        stats.lost += lost
+        if last_ns:
+            stats.last_event_time = max(stats.last_event_time, last_ns / 1e9)
+        elif read:
+            stats.last_event_time = max(stats.last_event_time, time.time())
+
+    def expire(self) -> int:
+        """Drop idle series (call periodically)."""
+        now = time.monotonic()
+        idle = self.config.series.idle_expiry_seconds
+        return sum(store.expire(now, idle) for store in self.stores.values())
+
+    def render(self, *, openmetrics: bool = False) -> bytes:
+        return render(self.stores.values(), self.self_metrics.families(), openmetrics=openmetrics)
+
+    def _remember_denied(self, record: FlowRecord, policy: str, stats: SourceStats) -> None:
+        self.recent_denied.append(DeniedFlow(
+            record.time_ns / 1e9 if record.time_ns else time.time(), stats.name, record.source.name,
+            record.destination.name, record.destination_port, record.protocol, policy, record.reason,
+            record.direction, record.packets,
+        ))
+
+    def _log_invalid(self, stats: SourceStats, where: str, lineno: int, exc: DecodeError) -> None:
+        seen = self._reported.get(stats.name, 0)
+        self._reported[stats.name] = seen + 1
+        if seen < INVALID_REPORT_LIMIT:
+            log.warning("%s:%d: invalid %s line: %s", where, lineno, stats.format, exc)
+        elif seen == INVALID_REPORT_LIMIT:
+            log.warning("%s: further invalid lines are counted in netpol_exporter_events_invalid_total "
+                        "but not logged", where)
