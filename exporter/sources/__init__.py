@@ -1,0 +1,1 @@
+"""Async sources: they only move bytes into Pipeline.ingest (see base.Source)."""
