@@ -175,9 +175,7 @@ class PolicyIndex:
             return Attribution((), (), ())
         protocol = protocol.upper()
         other = self._endpoint(peer) if peer is not None else None
-        dst_ports: Sequence[ContainerPort] = (
-            pod_ports if direction == INGRESS else (peer.ports if peer else ())
-        )
+        dst_ports: Sequence[ContainerPort] = pod_ports if direction == INGRESS else (peer.ports if peer else ())
         allowing = tuple(
             p.key
             for p in isolating

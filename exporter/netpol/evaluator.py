@@ -61,9 +61,7 @@ def peer_matches(peer: PolicyPeer, policy_namespace: str, other: Endpoint) -> bo
     return peer.pod_selector is None or peer.pod_selector.matches(other.labels)
 
 
-def port_matches(
-    spec: PolicyPort, port: int | None, protocol: str, dst_ports: Sequence[ContainerPort]
-) -> bool:
+def port_matches(spec: PolicyPort, port: int | None, protocol: str, dst_ports: Sequence[ContainerPort]) -> bool:
     """Whether a `ports` entry covers port/protocol; named ports resolve on the destination pod."""
     if spec.protocol != protocol:
         return False
@@ -76,9 +74,7 @@ def port_matches(
     return spec.port <= port <= (spec.end_port or spec.port)
 
 
-def rule_matches_ports(
-    rule: Rule, port: int | None, protocol: str, dst_ports: Sequence[ContainerPort]
-) -> bool:
+def rule_matches_ports(rule: Rule, port: int | None, protocol: str, dst_ports: Sequence[ContainerPort]) -> bool:
     return rule.ports is None or any(port_matches(p, port, protocol, dst_ports) for p in rule.ports)
 
 
@@ -120,8 +116,7 @@ def evaluate_direction(
             continue
         isolating.append(policy.key)
         if any(
-            rule_matches_ports(rule, port, protocol, dst_ports)
-            and rule_matches_peer(rule, policy.namespace, other)
+            rule_matches_ports(rule, port, protocol, dst_ports) and rule_matches_peer(rule, policy.namespace, other)
             for rule in policy.rules(direction)
         ):
             allowing.append(policy.key)
@@ -152,13 +147,9 @@ def evaluate(
 ) -> Verdict:
     egress = ingress = None
     if src.namespace is not None:
-        egress = evaluate_direction(
-            policies_by_namespace.get(src.namespace, ()), src, dst, EGRESS, port, protocol
-        )
+        egress = evaluate_direction(policies_by_namespace.get(src.namespace, ()), src, dst, EGRESS, port, protocol)
     if dst.namespace is not None:
-        ingress = evaluate_direction(
-            policies_by_namespace.get(dst.namespace, ()), dst, src, INGRESS, port, protocol
-        )
+        ingress = evaluate_direction(policies_by_namespace.get(dst.namespace, ()), dst, src, INGRESS, port, protocol)
     return Verdict(egress=egress, ingress=ingress, self_traffic=src.is_pod and src.key == dst.key)
 
 

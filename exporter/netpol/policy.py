@@ -29,12 +29,7 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 def valid_port_name(name: str) -> bool:
     """IANA_SVC_NAME: 1-15 lowercase alphanumerics or '-', a letter somewhere, no '--'."""
-    return (
-        0 < len(name) <= 15
-        and bool(_PORT_NAME.match(name))
-        and "--" not in name
-        and any(c.isalpha() for c in name)
-    )
+    return 0 < len(name) <= 15 and bool(_PORT_NAME.match(name)) and "--" not in name and any(c.isalpha() for c in name)
 
 
 @dataclass(frozen=True)

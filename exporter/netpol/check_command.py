@@ -1,0 +1,155 @@
+"""`netpol-exporter check MODEL.yaml [--policies PATH ...] [--json]`: probes against policies.
+
+Exit 0 when every probe's `expect` holds, 1 when one does not, 2 on invalid input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from exporter.netpol.errors import InputError
+from exporter.netpol.evaluator import DirectionVerdict, Verdict
+from exporter.netpol.modelfile import Model, Probe, load_model
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL.yaml", help="namespaces, pods, optional policies and probes")
+    parser.add_argument(
+        "--policies",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="NetworkPolicy YAML file or folder (repeatable; a kustomization folder is rendered with kubectl)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    probe: Probe
+    port: int | None
+    verdict: Verdict
+
+    @property
+    def outcome(self) -> str:
+        return "allow" if self.verdict.allowed else "deny"
+
+    @property
+    def ok(self) -> bool | None:
+        return None if self.probe.expect is None else self.probe.expect == self.outcome
+
+
+def run_probes(model: Model) -> list[ProbeResult]:
+    cluster = model.cluster
+    results = []
+    for probe in model.probes:
+        src, dst = cluster.endpoint(probe.source), cluster.endpoint(probe.destination)
+        port = cluster.resolve_port(probe.port, probe.protocol, dst)
+        results.append(ProbeResult(probe, port, cluster.evaluate(src, dst, port, probe.protocol)))
+    return results
+
+
+def describe_side(side: DirectionVerdict | None, self_traffic: bool) -> str:
+    if self_traffic:
+        return "self (always allowed)"
+    if side is None:
+        return "outside cluster"
+    if not side.isolated:
+        return "not isolated"
+    if side.allowing:
+        return "allowed by " + ", ".join(side.allowing)
+    return "denied: isolated by " + ", ".join(side.isolating)
+
+
+def _probe_text(r: ProbeResult) -> str:
+    port = r.probe.port if r.probe.port == r.port or r.probe.port is None else f"{r.probe.port}({r.port})"
+    return f"{r.probe.source} -> {r.probe.destination} {r.probe.protocol}/{port if port is not None else '*'}"
+
+
+def render_table(results: list[ProbeResult], out: TextIO) -> None:
+    header = ("PROBE", "VERDICT", "EXPECT", "RESULT", "EGRESS (at source)", "INGRESS (at destination)")
+    rows = [header]
+    for r in results:
+        result = "-" if r.ok is None else ("ok" if r.ok else "FAIL")
+        rows.append(
+            (
+                _probe_text(r),
+                r.outcome,
+                r.probe.expect or "-",
+                result,
+                describe_side(r.verdict.egress, r.verdict.self_traffic),
+                describe_side(r.verdict.ingress, r.verdict.self_traffic),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def _side_json(side: DirectionVerdict | None) -> dict[str, Any] | None:
+    if side is None:
+        return None
+    return {
+        "isolated": side.isolated,
+        "isolating": list(side.isolating),
+        "allowing": list(side.allowing),
+        "allowed": side.allowed,
+    }
+
+
+def results_json(results: list[ProbeResult]) -> dict[str, Any]:
+    return {
+        "probes": [
+            {
+                "where": r.probe.where,
+                "from": r.probe.source,
+                "to": r.probe.destination,
+                "port": r.port,
+                "port_name": r.probe.port if isinstance(r.probe.port, str) else None,
+                "protocol": r.probe.protocol,
+                "verdict": r.outcome,
+                "expect": r.probe.expect,
+                "ok": r.ok,
+                "self": r.verdict.self_traffic,
+                "egress": _side_json(r.verdict.egress),
+                "ingress": _side_json(r.verdict.ingress),
+            }
+            for r in results
+        ],
+        "passed": sum(1 for r in results if r.ok is True),
+        "failed": sum(1 for r in results if r.ok is False),
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    from exporter.netpol.loading import load_policies
+
+    try:
+        loaded = load_policies(args.policies) if args.policies else None
+        if loaded is not None and loaded.invalid:
+            for message in loaded.invalid_messages():
+                print(f"netpol-exporter check: invalid NetworkPolicy: {message}", file=sys.stderr)
+            return 2
+        extra = [lp.policy for lp in loaded.policies] if loaded is not None else []
+        model = load_model(args.model, extra)
+    except InputError as exc:
+        print(f"netpol-exporter check: error: {exc}", file=sys.stderr)
+        return 2
+    for note in loaded.notes if loaded is not None else []:
+        print(f"note: {note}", file=sys.stderr)
+    results = run_probes(model)
+    failed = sum(1 for r in results if r.ok is False)
+    if args.json:
+        json.dump(results_json(results), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        render_table(results, sys.stdout)
+        passed = sum(1 for r in results if r.ok is True)
+        print(
+            f"\n{len(results)} probes: {passed} as expected, {failed} not, {len(results) - passed - failed} unchecked"
+        )
+    return 1 if failed else 0

@@ -1,0 +1,263 @@
+"""Review NetworkPolicies for the mistakes that bite: each finding names policy, rule path and why.
+
+Checks (id — severity):
+- `invalid` — error: the API server would reject the object.
+- `or-peers` — error: separate `namespaceSelector` and `podSelector` entries in one peer list
+  (OR'ed) where one entry with both (AND) reads as the intent.
+- `namespace-name-label` — warning: a namespaceSelector on label `name`, which Kubernetes does not
+  set (it sets `kubernetes.io/metadata.name`).
+- `no-dns` — warning: pods isolated for egress with no rule allowing DNS (UDP/53) to kube-dns.
+- `shadowed-rule` — warning: a rule allowing nothing a broader rule does not already allow.
+- `open-peers` — warning: a rule with `from: []`/`to: []` (or no list): every peer, in the cluster
+  and outside it.
+- `ignored-rules` — warning: rules for a direction the policy's `policyTypes` leaves out.
+
+A policy can acknowledge findings with the annotation `netpol-exporter.io/lint-ignore: "id,id"`;
+those are reported as suppressed and never fail the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from exporter.netpol.coverage import rule_covers, selector_covers
+from exporter.netpol.evaluator import Endpoint, rule_matches_peer, rule_matches_ports, selects
+from exporter.netpol.labels import Labels, LabelSelector
+from exporter.netpol.loading import Loaded, LoadedPolicy
+from exporter.netpol.policy import EGRESS, INGRESS, NetworkPolicy, Rule
+
+IGNORE_ANNOTATION = "netpol-exporter.io/lint-ignore"
+SEVERITIES = ("error", "warning", "info")
+
+# The cluster DNS the no-dns check looks for (CoreDNS/kube-dns as kubeadm, kind, EKS, GKE deploy it).
+KUBE_DNS = Endpoint(
+    key="kube-system/kube-dns",
+    namespace="kube-system",
+    labels=Labels({"k8s-app": "kube-dns"}),
+    namespace_labels=Labels({"kubernetes.io/metadata.name": "kube-system"}),
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str
+    check: str
+    policy: str  # "ns/name"
+    path: str  # field path inside the policy, e.g. spec.ingress[4].from[1]
+    message: str
+    where: str = ""  # file:line
+    suppressed: bool = False
+
+    def sort_key(self) -> tuple[str, str, str, str]:
+        return (self.policy, self.path, self.check, self.message)
+
+
+def _finding(lp: LoadedPolicy, severity: str, check: str, path: str, message: str) -> Finding:
+    return Finding(severity, check, lp.policy.key, path, message, lp.document.where(path).split(" (")[0])
+
+
+def _check_or_peers(lp: LoadedPolicy) -> Iterable[Finding]:
+    policy = lp.policy
+    for rule in (*policy.ingress, *policy.egress):
+        peers = rule.peers or ()
+        ns_only = [i for i, p in enumerate(peers) if p.namespace_selector is not None and p.pod_selector is None]
+        pod_only = [i for i, p in enumerate(peers) if p.pod_selector is not None and p.namespace_selector is None]
+        if not ns_only or not pod_only:
+            continue
+        field = rule.peers_field
+        ns_peer, pod_peer = peers[ns_only[0]], peers[pod_only[0]]
+        assert ns_peer.namespace_selector is not None and pod_peer.pod_selector is not None
+        yield _finding(
+            lp,
+            "error",
+            "or-peers",
+            f"{rule.path}.{field}[{pod_only[0]}]",
+            f"{field}[{ns_only[0]}] allows EVERY pod in namespaces "
+            f"[{ns_peer.namespace_selector.describe()}] and {field}[{pod_only[0]}] separately allows pods "
+            f"[{pod_peer.pod_selector.describe()}] of namespace {policy.namespace} (list entries are OR'ed). "
+            f"For pods [{pod_peer.pod_selector.describe()}] in those namespaces, write one entry holding both "
+            "namespaceSelector and podSelector (no '-' before podSelector).",
+        )
+
+
+def _selector_paths(policy: NetworkPolicy) -> Iterable[tuple[str, LabelSelector]]:
+    for rule in (*policy.ingress, *policy.egress):
+        for i, peer in enumerate(rule.peers or ()):
+            if peer.namespace_selector is not None:
+                yield f"{rule.path}.{rule.peers_field}[{i}].namespaceSelector", peer.namespace_selector
+
+
+def _check_name_label(lp: LoadedPolicy) -> Iterable[Finding]:
+    for path, selector in _selector_paths(lp.policy):
+        keys = {r.key for r in selector.requirements}
+        if "name" in keys:
+            value = selector.exact_value("name")
+            fix = f"kubernetes.io/metadata.name: {value}" if value else "kubernetes.io/metadata.name"
+            yield _finding(
+                lp,
+                "warning",
+                "namespace-name-label",
+                path,
+                "selects namespaces by label `name`, which Kubernetes does not set: unless every namespace "
+                f"is labelled by hand this matches none and the rule never applies. Use `{fix}` (set by the "
+                "API server on every namespace since 1.21).",
+            )
+
+
+def _representative_labels(selector: LabelSelector) -> Labels | None:
+    """Labels of some pod the selector selects, or None when none can be built."""
+    labels: dict[str, str] = {}
+    for r in selector.requirements:
+        if r.operator == "In":
+            labels[r.key] = min(r.values)
+        elif r.operator == "Exists":
+            labels.setdefault(r.key, "x")
+    result = Labels(labels)
+    return result if selector.matches(result) else None
+
+
+def _check_no_dns(lp: LoadedPolicy, same_namespace: Sequence[NetworkPolicy]) -> Iterable[Finding]:
+    policy = lp.policy
+    if not policy.affects_egress:
+        return
+    labels = _representative_labels(policy.pod_selector)
+    if labels is None:
+        return
+    pod = Endpoint(key="?", namespace=policy.namespace, labels=labels)
+    for other in same_namespace:
+        if not other.affects_egress or not selects(other, pod):
+            continue
+        for rule in other.egress:
+            if not rule_matches_ports(rule, 53, "UDP", ()):
+                continue
+            # An ipBlock may hold the DNS service or node-local DNS address: give it the benefit of the doubt.
+            if rule_matches_peer(rule, other.namespace, KUBE_DNS) or any(p.ip_block for p in rule.peers or ()):
+                return
+    path = "spec.egress" if policy.egress else "spec.policyTypes"
+    yield _finding(
+        lp,
+        "warning",
+        "no-dns",
+        path,
+        f"pods [{policy.pod_selector.describe()}] are isolated for egress and no policy of namespace "
+        f"{policy.namespace} allows them DNS (UDP/53 to kube-dns pods k8s-app=kube-dns in kube-system): "
+        "name lookups will time out. Add an egress rule to namespaceSelector "
+        "kubernetes.io/metadata.name=kube-system ∧ podSelector k8s-app=kube-dns on UDP and TCP 53.",
+    )
+
+
+def _check_open_peers(lp: LoadedPolicy) -> Iterable[Finding]:
+    for rule in (*lp.policy.ingress, *lp.policy.egress):
+        if rule.peers is not None:
+            continue
+        field = rule.peers_field
+        written = f"`{field}: []`" if rule.peers_explicit_empty else f"no `{field}`"
+        ports = "every port" if rule.ports is None else ", ".join(p.describe() for p in rule.ports)
+        who = "every source" if rule.direction == INGRESS else "every destination"
+        yield _finding(
+            lp,
+            "warning",
+            "open-peers",
+            f"{rule.path}.{field}" if rule.peers_explicit_empty else rule.path,
+            f"{written} allows {who} — all pods of all namespaces and every address outside the cluster — "
+            f"on {ports}. An empty list means everyone, not no one. Name the peers (selectors, or an ipBlock "
+            "for external addresses), or acknowledge it with the lint-ignore annotation.",
+        )
+
+
+def _check_ignored_rules(lp: LoadedPolicy) -> Iterable[Finding]:
+    policy = lp.policy
+    for direction, rules, affected in (
+        (INGRESS, policy.ingress, policy.affects_ingress),
+        (EGRESS, policy.egress, policy.affects_egress),
+    ):
+        if rules and not affected:
+            yield _finding(
+                lp,
+                "warning",
+                "ignored-rules",
+                f"spec.{direction}",
+                f"has {direction} rules but policyTypes does not list {direction.capitalize()}: they are ignored.",
+            )
+
+
+def _check_shadowed(policies: Sequence[LoadedPolicy]) -> Iterable[Finding]:
+    """Rules another rule of the same namespace covers, for every pod the shadowed rule's policy selects."""
+    order = {id(lp.policy): n for n, lp in enumerate(policies)}
+    for lp in policies:
+        for direction in (INGRESS, EGRESS):
+            if not lp.policy.affects(direction):
+                continue
+            for rule in lp.policy.rules(direction):
+                broader = _broader_rule(lp.policy, rule, policies, order, direction)
+                if broader is not None:
+                    other, by = broader
+                    at = by.path if other is lp.policy else f"{other.key} {by.path}"
+                    yield _finding(
+                        lp,
+                        "warning",
+                        "shadowed-rule",
+                        rule.path,
+                        f"allows nothing that {at} does not already allow to the same pods; "
+                        "remove it, or narrow the broader rule if this one states the intent.",
+                    )
+
+
+def _broader_rule(
+    policy: NetworkPolicy, rule: Rule, policies: Sequence[LoadedPolicy], order: dict[int, int], direction: str
+) -> tuple[NetworkPolicy, Rule] | None:
+    mine = (order[id(policy)], rule.index)
+    for lp in policies:
+        other = lp.policy
+        if other.namespace != policy.namespace or not other.affects(direction):
+            continue
+        if not selector_covers(other.pod_selector, policy.pod_selector):
+            continue
+        for candidate in other.rules(direction):
+            if other is policy and candidate.index == rule.index:
+                continue
+            if not rule_covers(candidate, other.namespace, rule, policy.namespace):
+                continue
+            mutual = rule_covers(rule, policy.namespace, candidate, other.namespace) and selector_covers(
+                policy.pod_selector, other.pod_selector
+            )
+            # Two equivalent rules: only the later one is reported.
+            if not mutual or (order[id(other)], candidate.index) < mine:
+                return other, candidate
+    return None
+
+
+def lint(loaded: Loaded) -> list[Finding]:
+    findings: list[Finding] = []
+    for doc, err in loaded.invalid:
+        findings.append(
+            Finding(
+                "error", "invalid", _doc_policy_name(doc.obj), err.path, err.message, doc.where(err.path).split(" (")[0]
+            )
+        )
+    by_namespace: dict[str, list[NetworkPolicy]] = {}
+    for lp in loaded.policies:
+        by_namespace.setdefault(lp.policy.namespace, []).append(lp.policy)
+    for lp in loaded.policies:
+        findings.extend(_check_or_peers(lp))
+        findings.extend(_check_name_label(lp))
+        findings.extend(_check_no_dns(lp, by_namespace[lp.policy.namespace]))
+        findings.extend(_check_open_peers(lp))
+        findings.extend(_check_ignored_rules(lp))
+    findings.extend(_check_shadowed(loaded.policies))
+    ignored = {lp.policy.key: _ignored_checks(lp.policy) for lp in loaded.policies}
+    findings = [replace(f, suppressed=True) if f.check in ignored.get(f.policy, ()) else f for f in findings]
+    return sorted(findings, key=Finding.sort_key)
+
+
+def _ignored_checks(policy: NetworkPolicy) -> frozenset[str]:
+    value = dict(policy.annotations).get(IGNORE_ANNOTATION, "")
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
+def _doc_policy_name(obj: object) -> str:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if isinstance(meta, dict):
+        return f"{meta.get('namespace') or '?'}/{meta.get('name') or '?'}"
+    return "?"

@@ -1,0 +1,73 @@
+"""`netpol-exporter lint --policies PATH ...`: review NetworkPolicies (checks: exporter.netpol.lint).
+
+Exit 0 when no error-severity finding is left, 1 when one is, 2 on invalid input (unreadable
+files, YAML errors, objects the API server would reject).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policies",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="NetworkPolicy YAML file or folder (repeatable; a kustomization folder is rendered with kubectl)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+    parser.add_argument("--show-suppressed", action="store_true", help="also print findings a policy acknowledges")
+
+
+def main(args: argparse.Namespace) -> int:
+    from exporter.netpol.errors import InputError
+    from exporter.netpol.lint import lint
+    from exporter.netpol.loading import load_policies
+
+    try:
+        loaded = load_policies(args.policies)
+    except InputError as exc:
+        print(f"netpol-exporter lint: error: {exc}", file=sys.stderr)
+        return 2
+    findings = lint(loaded)
+    active = [f for f in findings if not f.suppressed]
+    if args.json:
+        json.dump(
+            [
+                {
+                    "severity": f.severity,
+                    "check": f.check,
+                    "policy": f.policy,
+                    "path": f.path,
+                    "where": f.where,
+                    "message": f.message,
+                    "suppressed": f.suppressed,
+                }
+                for f in findings
+            ],
+            sys.stdout,
+            indent=2,
+        )
+        sys.stdout.write("\n")
+    else:
+        for note in loaded.notes:
+            print(f"note: {note}", file=sys.stderr)
+        for f in findings if args.show_suppressed else active:
+            tag = f"{f.severity} (suppressed)" if f.suppressed else f.severity
+            print(f"{f.where}: {tag} [{f.check}] {f.policy} {f.path}: {f.message}")
+        counts = Counter(f.severity for f in active)
+        summary = ", ".join(f"{counts[s]} {s}" for s in ("error", "warning", "info") if counts[s]) or "no findings"
+        suppressed = len(findings) - len(active)
+        print(
+            f"{len(loaded.policies) + len(loaded.invalid)} policies: {summary}"
+            + (f" ({suppressed} suppressed)" if suppressed else ""),
+            file=sys.stderr,
+        )
+    if loaded.invalid:
+        return 2
+    return 1 if any(f.severity == "error" for f in active) else 0

@@ -1,0 +1,187 @@
+"""Reading NetworkPolicies from YAML files, folders and kustomizations.
+
+Every problem is reported with the file, the line and the field path inside the object.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exporter.netpol.errors import InputError, PolicyInvalid
+from exporter.netpol.policy import NetworkPolicy, parse_policy
+
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+KUSTOMIZE_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Document:
+    """One YAML document (or one item of a `kind: List`), with where it came from."""
+
+    source: str  # file name
+    obj: Any
+    node: yaml.Node | None  # for line numbers of fields
+    label: str  # e.g. "document 2" or "document 1, items[3]"
+
+    def where(self, path: str = "") -> str:
+        line = node_line(self.node, path) if self.node is not None else None
+        at = f"{self.source}:{line}" if line else self.source
+        meta = self.obj.get("metadata") if isinstance(self.obj, Mapping) else None
+        name = ""
+        if isinstance(meta, Mapping) and meta.get("name"):
+            name = f" {meta.get('namespace') or '?'}/{meta['name']}"
+        return f"{at} ({self.label}{name}){': ' + path if path else ''}"
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    policy: NetworkPolicy
+    document: Document
+
+
+@dataclass
+class Loaded:
+    policies: list[LoadedPolicy] = field(default_factory=list)
+    invalid: list[tuple[Document, PolicyInvalid]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def invalid_messages(self) -> list[str]:
+        return [f"{doc.where(err.path)}: {err.message}" for doc, err in self.invalid]
+
+
+_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def node_line(node: yaml.Node | None, path: str) -> int | None:
+    """1-based line of the deepest node along `path` (e.g. `spec.ingress[0].from[1]`)."""
+    if node is None:
+        return None
+    best = node
+    for name, index in _PATH_TOKEN.findall(path):
+        nxt = None
+        if name and isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if getattr(k, "value", None) == name), None)
+        elif index and isinstance(node, yaml.SequenceNode) and int(index) < len(node.value):
+            nxt = node.value[int(index)]
+        if nxt is None:
+            break
+        node = best = nxt
+    return best.start_mark.line + 1
+
+
+def _documents_from_text(text: str, source: str) -> Iterator[Document]:
+    loader = yaml.SafeLoader(text)
+    try:
+        number = 0
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                break
+            number += 1
+            obj = loader.construct_document(node)
+            if obj is None:
+                continue
+            if isinstance(obj, Mapping) and obj.get("kind") == "List" and isinstance(obj.get("items"), list):
+                items_node = _child(node, "items")
+                for i, item in enumerate(obj["items"]):
+                    item_node = items_node.value[i] if isinstance(items_node, yaml.SequenceNode) else None
+                    yield Document(source, item, item_node, f"document {number}, items[{i}]")
+            else:
+                yield Document(source, obj, node, f"document {number}")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise InputError(f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    finally:
+        loader.dispose()
+
+
+def _child(node: yaml.Node, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        return next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+    return None
+
+
+def read_documents(path: Path) -> list[Document]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    return list(_documents_from_text(text, str(path)))
+
+
+def _kustomize(directory: Path) -> list[Document]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        raise InputError(f"{directory}: is a kustomization; render it with `kubectl kustomize` (kubectl not found)")
+    try:
+        out = subprocess.run(
+            [kubectl, "kustomize", str(directory)],
+            capture_output=True,
+            text=True,
+            timeout=KUSTOMIZE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise InputError(f"{directory}: kubectl kustomize timed out") from None
+    if out.returncode != 0:
+        raise InputError(f"{directory}: kubectl kustomize failed: {out.stderr.strip()}")
+    return list(_documents_from_text(out.stdout, f"{directory} (kustomize build)"))
+
+
+def documents(paths: Iterable[str | Path]) -> list[Document]:
+    """Documents of files, folders (*.yaml/*.yml, recursively, sorted) and kustomization folders."""
+    docs: list[Document] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            if any((path / k).is_file() for k in KUSTOMIZATION_FILES):
+                docs.extend(_kustomize(path))
+                continue
+            files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+            for file in files:
+                docs.extend(read_documents(file))
+        elif path.is_file():
+            docs.extend(read_documents(path))
+        else:
+            raise InputError(f"{path}: no such file or folder")
+    return docs
+
+
+def collect_policies(docs: Sequence[Document], default_namespace: str | None = None) -> Loaded:
+    """Parse the NetworkPolicies among `docs`; other kinds are skipped with a note."""
+    loaded = Loaded()
+    seen: dict[str, Document] = {}
+    for doc in docs:
+        if not isinstance(doc.obj, Mapping):
+            raise InputError(f"{doc.where()}: expected a Kubernetes object, got {type(doc.obj).__name__}")
+        kind = doc.obj.get("kind")
+        if kind != "NetworkPolicy":
+            loaded.notes.append(f"{doc.where()}: skipped kind {kind or '(none)'}")
+            continue
+        try:
+            policy = parse_policy(doc.obj, default_namespace)
+        except PolicyInvalid as exc:
+            loaded.invalid.append((doc, exc))
+            continue
+        if policy.key in seen:
+            raise InputError(
+                f"{doc.where()}: duplicate NetworkPolicy {policy.key} (first at {seen[policy.key].where()})"
+            )
+        seen[policy.key] = doc
+        loaded.policies.append(LoadedPolicy(policy, doc))
+    return loaded
+
+
+def load_policies(paths: Iterable[str | Path], default_namespace: str | None = None) -> Loaded:
+    return collect_policies(documents(paths), default_namespace)
