@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -52,7 +53,7 @@ def test_bad_policy_strings(text: str) -> None:
         parse_policy_string(text)
 
 
-def test_every_upstream_test_vector_parses(shared_samples) -> None:  # type: ignore[no-untyped-def]
+def test_every_upstream_test_vector_parses(shared_samples: Path) -> None:
     for name in ("policy_strings_legacy_goldmane_methods_test_v3.31.0.txt",
                  "policy_strings_v3.32_goldmane_methods_test_master.txt"):
         text = (shared_samples / "calico" / name).read_text()
@@ -118,7 +119,7 @@ def test_malformed(line: bytes) -> None:
         decode_line(line)
 
 
-def test_shared_calico_samples(shared_samples) -> None:  # type: ignore[no-untyped-def]
+def test_shared_calico_samples(shared_samples: Path) -> None:
     import json
 
     pipeline = Pipeline()

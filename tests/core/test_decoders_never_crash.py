@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -27,10 +28,8 @@ CALICO_KEYS = ["action", "packets_in", "packets_out", "policies", "enforced_poli
 
 
 def _decode_ok(decode: Any, line: bytes) -> None:
-    try:
+    with contextlib.suppress(DecodeError):
         decode(line)
-    except DecodeError:
-        pass
 
 
 def _mutate(base: bytes, keys: list[str], data: st.DataObject) -> bytes:

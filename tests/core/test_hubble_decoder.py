@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -145,7 +146,7 @@ def test_malformed_lines_raise_decode_error(line: bytes) -> None:
         decode_line(line)
 
 
-def test_shared_hubble_samples_decode(shared_samples) -> None:  # type: ignore[no-untyped-def]
+def test_shared_hubble_samples_decode(shared_samples: Path) -> None:
     kinds: dict[str, int] = {}
     for path in sorted((shared_samples / "hubble").glob("*.jsonl")):
         for line in path.read_bytes().splitlines():

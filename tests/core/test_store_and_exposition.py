@@ -39,7 +39,7 @@ def test_disabled_labels_are_projected_away() -> None:
     store.add(key("p", "ns/a", "80"), 1, now=0)
     store.add(key("p", "ns/b", "443"), 1, now=0)
     assert store.label_names == ("policy", "direction", "destination", "destination_namespace", "protocol", "reason")
-    assert list(store.series.values())[0][0] == 2 and len(store) == 1
+    assert next(iter(store.series.values()))[0] == 2 and len(store) == 1
     only_policy = SeriesStore("x", "h", LABELS, max_series=100, disabled=[n for n in LABELS if n != "policy"])
     only_policy.add(key("p", "a"), 1, now=0)
     assert list(only_policy.series) == [("p",)]
