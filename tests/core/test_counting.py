@@ -9,7 +9,6 @@ from exporter.model import Family
 from exporter.pipeline import Pipeline
 from tests.core.flows import hubble_line
 
-DENIED = {"ingress_denied_by": []}
 
 
 def run(*lines: bytes, config: Config | None = None) -> Pipeline:
