@@ -54,7 +54,7 @@ class Finding:
 
 
 def _finding(lp: LoadedPolicy, severity: str, check: str, path: str, message: str) -> Finding:
-    return Finding(severity, check, lp.policy.key, path, message, lp.document.where(path).split(" (")[0])
+    return Finding(severity, check, lp.policy.key, path, message, lp.document.location(path))
 
 
 def _check_or_peers(lp: LoadedPolicy) -> Iterable[Finding]:

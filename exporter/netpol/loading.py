@@ -5,6 +5,7 @@ Every problem is reported with the file, the line and the field path inside the 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -31,9 +32,13 @@ class Document:
     node: yaml.Node | None  # for line numbers of fields
     label: str  # e.g. "document 2" or "document 1, items[3]"
 
-    def where(self, path: str = "") -> str:
+    def location(self, path: str = "") -> str:
+        """`file:line` of the field at `path` (of the object when the path is not found)."""
         line = node_line(self.node, path) if self.node is not None else None
-        at = f"{self.source}:{line}" if line else self.source
+        return f"{self.source}:{line}" if line else self.source
+
+    def where(self, path: str = "") -> str:
+        at = self.location(path)
         meta = self.obj.get("metadata") if isinstance(self.obj, Mapping) else None
         name = ""
         if isinstance(meta, Mapping) and meta.get("name"):
@@ -136,7 +141,25 @@ def _kustomize(directory: Path) -> list[Document]:
         raise InputError(f"{directory}: kubectl kustomize timed out") from None
     if out.returncode != 0:
         raise InputError(f"{directory}: kubectl kustomize failed: {out.stderr.strip()}")
-    return list(_documents_from_text(out.stdout, f"{directory} (kustomize build)"))
+    return list(_documents_from_text(out.stdout, f"kustomize:{directory}"))
+
+
+_PLAIN_KUSTOMIZATION_KEYS = {"apiVersion", "kind", "resources"}
+
+
+def _kustomization(directory: Path) -> list[Document]:
+    """A kustomization of plain `resources` is read directly; anything else is rendered by kubectl."""
+    file = next(directory / k for k in KUSTOMIZATION_FILES if (directory / k).is_file())
+    docs = read_documents(file)
+    spec = docs[0].obj if len(docs) == 1 else None
+    if not isinstance(spec, Mapping) or set(spec) - _PLAIN_KUSTOMIZATION_KEYS:
+        return _kustomize(directory)
+    resources = spec.get("resources") or []
+    if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+        raise InputError(f"{docs[0].where('resources')}: expected a list of paths")
+    if any("://" in r or r.startswith("github.com/") for r in resources):
+        return _kustomize(directory)
+    return documents(Path(os.path.normpath(directory / r)) for r in resources)
 
 
 def documents(paths: Iterable[str | Path]) -> list[Document]:
@@ -146,7 +169,7 @@ def documents(paths: Iterable[str | Path]) -> list[Document]:
         path = Path(raw)
         if path.is_dir():
             if any((path / k).is_file() for k in KUSTOMIZATION_FILES):
-                docs.extend(_kustomize(path))
+                docs.extend(_kustomization(path))
                 continue
             files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
             for file in files:
