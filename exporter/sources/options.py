@@ -1,0 +1,67 @@
+"""Per-source-kind options (pydantic), read from the Config sections `file`, `relay` and `goldmane_push`.
+
+Until the lead adds those sections to exporter.config.Config, `options_from(config, ...)` falls back to
+the defaults below.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FileOptions(_Options):
+    poll_interval_seconds: float = Field(0.25, gt=0, le=60, description="How often a file is checked for "
+                                         "new data, rotation and truncation once it has been read to its end.")
+    checkpoint_interval_seconds: float = Field(5.0, gt=0, description="How often the read position is saved "
+                                               "to the state dir (also on shutdown).")
+    start_at: Literal["beginning", "end"] = Field(
+        "beginning", description="Where to start in a file seen for the first time (no checkpoint). New and "
+        "rotated-in files are always read from their beginning.")
+    read_chunk_bytes: int = Field(1 << 20, ge=4096, description="Bytes read per step (bounded memory).")
+    batch_lines: int = Field(2000, ge=1, description="Lines per Pipeline.ingest call; the event loop runs "
+                             "between batches.")
+    max_line_bytes: int = Field(1 << 20, ge=1024, description="A longer line is discarded as invalid.")
+
+
+class RelayOptions(_Options):
+    tls: bool = Field(False, description="Connect with TLS (implied by ca_file, cert_file or server_name).")
+    ca_file: str | None = Field(None, description="PEM CA bundle that signed the relay's certificate "
+                                "(default: the system roots).")
+    cert_file: str | None = Field(None, description="Client certificate (PEM) for mTLS.")
+    key_file: str | None = Field(None, description="Client private key (PEM) for mTLS.")
+    server_name: str | None = Field(None, description="TLS server name to verify instead of the host "
+                                    "(e.g. `*.default.hubble-grpc.cilium.io` for an agent's Hubble server).")
+    backoff_initial_seconds: float = Field(0.5, gt=0, description="First reconnect delay.")
+    backoff_max_seconds: float = Field(30.0, gt=0, description="Cap on the reconnect delay (doubling, jittered).")
+    first_response_timeout_seconds: float = Field(
+        30.0, gt=0, description="Reconnect when the relay sends nothing this long after a (re)connect.")
+    keepalive_seconds: float = Field(30.0, gt=0, description="HTTP/2 keepalive ping interval: a dead "
+                                     "connection is noticed within about twice this.")
+    server_side_filter: bool = Field(True, description="Ask the relay only for policy-verdict and drop "
+                                     "events (event types 5 and 1): the only ones that can count.")
+
+
+class GoldmanePushOptions(_Options):
+    max_body_bytes: int = Field(64 << 20, ge=1024, description="Largest accepted POST body (413 beyond).")
+    batch_lines: int = Field(2000, ge=1, description="Lines per Pipeline.ingest call while a body is counted.")
+
+
+OptionsT = TypeVar("OptionsT", bound=_Options)
+
+
+def options_from(config: Any, section: str, model: type[OptionsT]) -> OptionsT:
+    """The `section` of the config as `model`; defaults when the config has no such section yet."""
+    value = getattr(config, section, None)
+    if value is None:
+        return model()
+    if isinstance(value, model):
+        return value
+    if isinstance(value, BaseModel):
+        return model.model_validate(value.model_dump())
+    return model.model_validate(value)
