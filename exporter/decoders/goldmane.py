@@ -1,0 +1,159 @@
+"""Calico Open Source 3.30+ Goldmane flows (the emitter's POSTed NDJSON) → FlowRecord.
+
+One line is Go `encoding/json` of `goldmane.Flow`: `{"Key":{…},"start_time":…,"packets_in":…}` with
+proto field names, zero values omitted and enums as integers (older builds wrote `reporter`, `action`,
+`source_type` as strings: both are accepted). [projectcalico/calico goldmane/proto/api.proto]
+
+The counting semantics are the flows.log ones (exporter.decoders.calico): `packets_in + packets_out`
+added to dropped (action Deny) or allowed (Allow); the deciding policy from `enforced_policies` only
+(never `pending_policies`): for a deny the deny hit, for an allow the last allow hit (earlier ones are
+pass); a Profile hit is `default-allow`; an EndOfTier hit is charged to the policy its `trigger` names.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from exporter.decoders.calico import POLICY_DENIED, calico_peer
+from exporter.decoders.calico_policies import PolicyHit, deciding_hit, policy_value
+from exporter.model import CALICO_FLOW, DecodeError, Family, FlowRecord
+from exporter.naming import port_label, protocol_label
+
+# goldmane.Action, goldmane.Reporter, goldmane.EndpointType, goldmane.PolicyKind (api.proto).
+_Enum = dict[int | str, str]
+ACTIONS: Final[_Enum] = {1: "allow", 2: "deny", 3: "pass", "allow": "allow", "deny": "deny", "pass": "pass"}
+REPORTERS: Final[_Enum] = {1: "egress", 2: "ingress", "src": "egress", "dst": "ingress"}
+ENDPOINT_TYPES: Final[_Enum] = {1: "wep", 2: "hep", 3: "ns", 4: "net", "wep": "wep", "hep": "hep", "ns": "ns",
+                                "net": "net", "pub": "net", "pvt": "net"}
+KIND_PROFILE: Final = 9
+KIND_END_OF_TIER: Final = 10
+KIND_NAMES: Final = {"CalicoNetworkPolicy": 1, "GlobalNetworkPolicy": 2, "CalicoGlobalNetworkPolicy": 2,
+                     "StagedNetworkPolicy": 3, "CalicoStagedNetworkPolicy": 3, "StagedGlobalNetworkPolicy": 4,
+                     "CalicoStagedGlobalNetworkPolicy": 4, "StagedKubernetesNetworkPolicy": 5,
+                     "NetworkPolicy": 6, "AdminNetworkPolicy": 7, "BaselineAdminNetworkPolicy": 8,
+                     "Profile": KIND_PROFILE, "EndOfTier": KIND_END_OF_TIER}
+_LEGACY_PREFIXES: Final = ("knp.default.", "kanp.", "kbanp.")
+
+
+class _Hit(msgspec.Struct, gc=False):
+    kind: int | str = 0
+    namespace: str = ""
+    name: str = ""
+    tier: str = ""
+    action: int | str = 0
+    policy_index: int = 0
+    rule_index: int = 0
+    trigger: _Hit | None = None
+
+
+class _Trace(msgspec.Struct, gc=False):
+    enforced_policies: list[_Hit] | None = None  # `pending_policies` is never counted: not decoded
+
+
+class _Key(msgspec.Struct, gc=False):
+    source_name: str = ""
+    source_namespace: str = ""
+    source_type: int | str = 0
+    dest_name: str = ""
+    dest_namespace: str = ""
+    dest_type: int | str = 0
+    dest_port: int = 0
+    proto: str = ""
+    reporter: int | str = 0
+    action: int | str = 0
+    policies: _Trace | None = None
+
+
+class _Flow(msgspec.Struct, gc=False):
+    Key: _Key | None = None
+    start_time: int = 0
+    end_time: int = 0
+    source_labels: list[str] | None = None
+    dest_labels: list[str] | None = None
+    packets_in: int = 0
+    packets_out: int = 0
+
+
+_decode = msgspec.json.Decoder(_Flow).decode
+
+
+def _enum(table: dict[int | str, str], value: int | str, field: str) -> str:
+    key = value.lower() if isinstance(value, str) else value
+    try:
+        return table[key]
+    except KeyError:
+        raise DecodeError(f"unknown value {value!r}", field) from None
+
+
+def _kind(hit: _Hit) -> int:
+    return KIND_NAMES.get(hit.kind, 0) if isinstance(hit.kind, str) else hit.kind
+
+
+def hit_label(hit: _Hit) -> str:
+    """The contract policy value of a hit (EndOfTier: of the policy its trigger names)."""
+    named = hit.trigger if _kind(hit) == KIND_END_OF_TIER and hit.trigger is not None else hit
+    name = named.name
+    for prefix in _LEGACY_PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            break
+    return policy_value(named.tier, named.namespace, name)
+
+
+def _policy_hits(hits: list[_Hit]) -> list[PolicyHit]:
+    out = []
+    for i, hit in enumerate(hits):
+        action = _enum(ACTIONS, hit.action, f"$.Key.policies.enforced_policies[{i}].action")
+        if _kind(hit) == KIND_PROFILE:
+            out.append(PolicyHit(hit.policy_index, action, "", True))
+            continue
+        label = hit_label(hit)
+        if not label:
+            raise DecodeError("policy hit without a name", f"$.Key.policies.enforced_policies[{i}].name")
+        out.append(PolicyHit(hit.policy_index, action, label, False))
+    return out
+
+
+def decode_line(line: bytes) -> FlowRecord | None:
+    try:
+        flow = _decode(line)
+    except msgspec.ValidationError as exc:
+        raise DecodeError(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"not valid JSON: {exc}") from None
+    key = flow.Key
+    if key is None:
+        raise DecodeError("missing Key", "$.Key")
+    if key.action in (0, ""):
+        raise DecodeError("missing action", "$.Key.action")
+    action = _enum(ACTIONS, key.action, "$.Key.action")
+    if action == "pass":
+        return None  # a pass is decided by a later tier: not a verdict
+    family = Family.ALLOWED if action == "allow" else Family.DROPPED
+    packets = flow.packets_in + flow.packets_out
+    if packets <= 0:
+        return None
+    policies: tuple[str, ...] = ()
+    if key.policies is not None and key.policies.enforced_policies:
+        hit = deciding_hit(_policy_hits(key.policies.enforced_policies), action)
+        if hit is not None and not hit.profile:
+            policies = (hit.label,)
+    source_type = ENDPOINT_TYPES.get(key.source_type) if key.source_type not in (0, "") else None
+    dest_type = ENDPOINT_TYPES.get(key.dest_type) if key.dest_type not in (0, "") else None
+    protocol = protocol_label(key.proto) if key.proto else ""
+    return FlowRecord(
+        kind=CALICO_FLOW,
+        verdict=family,
+        policies=policies,
+        direction=REPORTERS.get(key.reporter, "unknown"),
+        source=calico_peer(source_type, None, key.source_name, key.source_namespace, flow.source_labels, None),
+        destination=calico_peer(dest_type, None, key.dest_name, key.dest_namespace, flow.dest_labels, None),
+        destination_port=port_label(protocol, key.dest_port),
+        protocol=protocol,
+        reason=POLICY_DENIED if family is Family.DROPPED else "",
+        packets=packets,
+        time_ns=(flow.end_time or flow.start_time) * 1_000_000_000,
+        port_or_type=key.dest_port,
+    )
