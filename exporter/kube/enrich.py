@@ -1,0 +1,137 @@
+"""The FlowCounter enricher: workload names from owner references, IP → pod, default-deny attribution.
+
+Called on the counting hot path (the pipeline's thread), after pairing and before labels are
+computed. Lookups are single dict reads of the watch-fed caches; the PolicyIndex is consulted
+under the state lock only on a miss of the attribution cache, which is dropped whenever the
+policies or namespace labels change (`ClusterState.policy_generation`).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from exporter.counting import DEFAULT_DENY_REASON
+from exporter.kube.state import ClusterState, PodInfo
+from exporter.model import CALICO_FLOW, Family, FlowRecord, Peer
+from exporter.naming import UNKNOWN, WORLD, pod_peer_name, workload_from_pod_name
+from exporter.netpol.labels import Labels
+from exporter.netpol.policy import EGRESS, INGRESS
+
+# Non-pod peers that may really be a pod the flow source could not name (no identity, masked fields).
+_ADDRESS_ONLY: Final = frozenset({WORLD, UNKNOWN})
+# Hubble identity labels that are not pod labels.
+_CILIUM_ONLY_PREFIXES: Final = ("io.cilium.k8s.", "io.kubernetes.pod.namespace")
+_CACHE_LIMIT: Final = 65536
+
+AttributionKey = tuple[str, Labels, str]
+
+
+def hubble_pod_labels(labels: tuple[str, ...]) -> Labels | None:
+    """Pod labels from Hubble's `k8s:key=value` identity labels; None when there are none."""
+    out: dict[str, str] = {}
+    for label in labels:
+        if label.startswith("k8s:"):
+            key, _, value = label[4:].partition("=")
+            if not key.startswith(_CILIUM_ONLY_PREFIXES):
+                out[key] = value
+    return Labels(out) if out else None
+
+
+class Enricher:
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
+        self._named: dict[AttributionKey, tuple[str, ...]] = {}
+        self._generation = -1
+        self._hubble_labels: dict[tuple[str, ...], Labels | None] = {}
+        self.attributed = 0  # default-deny drops given their isolating policies' names
+
+    def __call__(self, record: FlowRecord) -> FlowRecord:
+        src, src_pod = self._resolve(record.source)
+        dst, dst_pod = self._resolve(record.destination)
+        record.source, record.destination = src, dst
+        if (record.verdict is Family.DROPPED and not record.policies and record.reason == DEFAULT_DENY_REASON
+                and record.kind != CALICO_FLOW):
+            named = self._default_deny(record.direction, src, src_pod, dst, dst_pod)
+            if named:
+                record.policies = named
+                self.attributed += 1
+        return record
+
+    # -- peers ----------------------------------------------------------------------------
+    def _lookup(self, peer: Peer) -> PodInfo | None:
+        state = self.state
+        if peer.namespace:
+            if peer.pod:
+                info = state.pods_by_name.get((peer.namespace, peer.pod))
+                if info is not None:
+                    return info
+            if peer.ip:
+                info = state.pods_by_ip.get(peer.ip)
+                if info is not None and info.namespace == peer.namespace:
+                    return info
+            return None
+        if peer.ip and peer.name in _ADDRESS_ONLY:
+            return state.pods_by_ip.get(peer.ip)
+        return None
+
+    def _resolve(self, peer: Peer) -> tuple[Peer, PodInfo | None]:
+        info = self._lookup(peer)
+        if info is None:
+            return peer, None
+        workload = self.state.workload_of(info)
+        if workload is None:
+            if peer.namespace:
+                return peer, info  # the heuristics stand
+            workload = workload_from_pod_name(info.name)
+        name = pod_peer_name(info.namespace, workload)
+        if name == peer.name and peer.namespace == info.namespace and peer.pod:
+            return peer, info
+        return Peer(name, info.namespace, peer.ip, info.name, peer.labels), info
+
+    # -- default deny ---------------------------------------------------------------------
+    def _pod_labels(self, peer: Peer, info: PodInfo | None) -> Labels | None:
+        if info is not None:
+            return info.labels
+        if not peer.namespace or not peer.labels:
+            return None
+        cache = self._hubble_labels
+        labels = cache.get(peer.labels)
+        if labels is None and peer.labels not in cache:
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            labels = cache[peer.labels] = hubble_pod_labels(peer.labels)
+        return labels
+
+    def _named_at(self, peer: Peer, info: PodInfo | None, direction: str) -> tuple[str, ...]:
+        """The policies to name for a drop at this pod in this direction (() when not known)."""
+        labels = self._pod_labels(peer, info)
+        if labels is None:
+            return ()
+        state = self.state
+        if state.policy_generation != self._generation:
+            self._named = {}
+        key = (peer.namespace, labels, direction)
+        named = self._named.get(key)
+        if named is None:
+            with state.lock:
+                generation = state.policy_generation
+                named = state.index.attribute(peer.namespace, labels, direction, None, "").named
+            if generation != self._generation:
+                self._named, self._generation = {}, generation
+            if len(self._named) >= _CACHE_LIMIT:
+                self._named.clear()
+            self._named[key] = named
+        return named
+
+    def _default_deny(self, direction: str, src: Peer, src_pod: PodInfo | None, dst: Peer,
+                      dst_pod: PodInfo | None) -> tuple[str, ...]:
+        if direction == INGRESS:
+            return self._named_at(dst, dst_pod, INGRESS)
+        if direction == EGRESS:
+            return self._named_at(src, src_pod, EGRESS)
+        # Direction unknown (field-masked exports): name the policies only when exactly one side is isolated.
+        at_dst = self._named_at(dst, dst_pod, INGRESS)
+        at_src = self._named_at(src, src_pod, EGRESS)
+        if bool(at_dst) != bool(at_src):
+            return at_dst or at_src
+        return ()

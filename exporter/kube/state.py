@@ -1,0 +1,281 @@
+"""What the enrichment knows about the cluster, fed by the watch threads.
+
+Only what naming and attribution need is kept: per pod its namespace, name, labels, IPs and the
+controller owner; per ReplicaSet the workload that owns it; namespace labels and parsed
+NetworkPolicies (in the engine's PolicyIndex); per policy the few fields of `networkpolicy_info`.
+
+Threading: the watch threads write under `lock`; the pod maps are read without it (single dict
+lookups are atomic), the PolicyIndex is queried only under it (it is not thread-safe), and
+`policies` is replaced, never mutated, so scrapes can iterate it while a watch thread writes.
+`policy_generation` changes whenever anything attribution depends on changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from exporter.kube.objects import MetaOnly, ObjectMeta, Pod
+from exporter.netpol.attribution import PolicyIndex
+from exporter.netpol.labels import Labels
+from exporter.netpol.policy import DIRECTIONS
+from exporter.timeparse import parse_rfc3339_ns
+
+log = logging.getLogger("netpol_exporter.kube")
+
+POLICY_KIND: Final = "NetworkPolicy"
+TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed"})
+# A CronJob names its Jobs `<cronjob>-<scheduled time in minutes since the epoch>`; accept times
+# between 2001 and 2160 so a Job named after a date (`migrate-20240101`) keeps its own name.
+_CRONJOB_JOB: Final = re.compile(r"^(.+)-([0-9]{8,9})$")
+_CRONJOB_MINUTES: Final = range(16_000_000, 100_000_000)
+_NO_WORKLOAD_OWNERS: Final = frozenset({"Node"})  # static pods' mirror: the pod name is the workload
+
+
+class PodInfo:
+    """One pod, reduced to what naming and attribution read."""
+
+    __slots__ = ("ips", "labels", "name", "namespace", "owner_kind", "owner_name")
+
+    def __init__(self, namespace: str, name: str, labels: Labels, owner_kind: str, owner_name: str,
+                 ips: tuple[str, ...]) -> None:
+        self.namespace = namespace
+        self.name = name
+        self.labels = labels
+        self.owner_kind = owner_kind
+        self.owner_name = owner_name
+        self.ips = ips
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyInfo:
+    """One NetworkPolicy as `networkpolicy_info` and the zero-seeding see it."""
+
+    key: str  # "ns/name", the contract's policy value
+    namespace: str
+    name: str
+    resource_version: str
+    generation: int
+    changed_at: float  # seconds since the epoch (see last_change_time)
+    directions: tuple[str, ...]  # the directions it isolates: "ingress", "egress"
+
+
+def controller_owner(meta: ObjectMeta) -> tuple[str, str]:
+    """(kind, name) of the controlling owner reference, ("", "") when none."""
+    for ref in meta.owner_references or ():
+        if ref.controller:
+            return ref.kind, ref.name
+    return "", ""
+
+
+def cronjob_of_job(job: str) -> str | None:
+    m = _CRONJOB_JOB.match(job)
+    if m and int(m.group(2)) in _CRONJOB_MINUTES:
+        return m.group(1)
+    return None
+
+
+def _rfc3339_seconds(text: Any) -> float:
+    if not isinstance(text, str) or not text:
+        return 0.0
+    try:
+        return parse_rfc3339_ns(text) / 1e9
+    except ValueError:
+        return 0.0
+
+
+def last_change_time(meta: dict[str, Any]) -> float:
+    """The latest server-recorded write: max(creationTimestamp, managedFields[].time); 0 when absent."""
+    latest = _rfc3339_seconds(meta.get("creationTimestamp"))
+    for entry in meta.get("managedFields") or ():
+        if isinstance(entry, dict):
+            latest = max(latest, _rfc3339_seconds(entry.get("time")))
+    return latest
+
+
+def pod_info(pod: Pod) -> PodInfo | None:
+    meta = pod.metadata
+    if not meta.name or not meta.namespace:
+        return None
+    kind, owner = controller_owner(meta)
+    status = pod.status
+    ips: tuple[str, ...] = ()
+    if not pod.spec.host_network and status.phase not in TERMINAL_PHASES:
+        # hostNetwork pods share the node's address; a finished pod's address may be reused
+        found = [p.ip for p in status.pod_ips or () if p.ip] or ([status.pod_ip] if status.pod_ip else [])
+        ips = tuple(found)
+    return PodInfo(meta.namespace, meta.name, Labels(meta.labels or {}), kind, owner, ips)
+
+
+class ClusterState:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.index = PolicyIndex()  # query only under `lock`
+        self.pods_by_name: dict[tuple[str, str], PodInfo] = {}
+        self.pods_by_ip: dict[str, PodInfo] = {}
+        self.rs_workload: dict[tuple[str, str], str] = {}  # (ns, replicaset) → owning workload
+        self.namespaces: set[str] = set()
+        self.policies: dict[str, PolicyInfo] = {}  # replaced on every change (copy-on-write)
+        self.policy_generation = 0  # bumped when policies or namespace labels change
+        self.on_policies_changed: list[Callable[[], None]] = []
+
+    # -- naming ---------------------------------------------------------------------------
+    def workload_of(self, pod: PodInfo) -> str | None:
+        """The workload from owner references; None when they do not tell (bare pod, RS not known)."""
+        kind, owner = pod.owner_kind, pod.owner_name
+        if not kind or kind in _NO_WORKLOAD_OWNERS:
+            return None
+        if kind == "ReplicaSet":
+            return self.rs_workload.get((pod.namespace, owner))
+        if kind == "Job":
+            return cronjob_of_job(owner) or owner
+        return owner  # StatefulSet, DaemonSet, ReplicationController, custom controllers
+
+    # -- pods -----------------------------------------------------------------------------
+    def replace_pods(self, pods: Iterable[Pod]) -> None:
+        by_name: dict[tuple[str, str], PodInfo] = {}
+        by_ip: dict[str, PodInfo] = {}
+        for pod in pods:
+            info = pod_info(pod)
+            if info is not None:
+                by_name[(info.namespace, info.name)] = info
+                for ip in info.ips:
+                    by_ip[ip] = info
+        with self.lock:
+            self.pods_by_name, self.pods_by_ip = by_name, by_ip
+
+    def upsert_pod(self, pod: Pod) -> None:
+        info = pod_info(pod)
+        if info is None:
+            return
+        with self.lock:
+            self._forget_ips(self.pods_by_name.get((info.namespace, info.name)))
+            self.pods_by_name[(info.namespace, info.name)] = info
+            for ip in info.ips:
+                self.pods_by_ip[ip] = info
+
+    def delete_pod(self, pod: Pod) -> None:
+        meta = pod.metadata
+        with self.lock:
+            self._forget_ips(self.pods_by_name.pop((meta.namespace, meta.name), None))
+
+    def _forget_ips(self, old: PodInfo | None) -> None:
+        if old is None:
+            return
+        for ip in old.ips:
+            if self.pods_by_ip.get(ip) is old:  # the address may already belong to a newer pod
+                del self.pods_by_ip[ip]
+
+    # -- replicasets ----------------------------------------------------------------------
+    @staticmethod
+    def _rs_entry(rs: MetaOnly) -> tuple[tuple[str, str], str]:
+        meta = rs.metadata
+        _kind, owner = controller_owner(meta)
+        return (meta.namespace, meta.name), owner or meta.name
+
+    def replace_replicasets(self, items: Iterable[MetaOnly]) -> None:
+        table = dict(self._rs_entry(rs) for rs in items)
+        with self.lock:
+            self.rs_workload = table
+
+    def upsert_replicaset(self, rs: MetaOnly) -> None:
+        key, workload = self._rs_entry(rs)
+        with self.lock:
+            self.rs_workload[key] = workload
+
+    def delete_replicaset(self, rs: MetaOnly) -> None:
+        with self.lock:
+            self.rs_workload.pop((rs.metadata.namespace, rs.metadata.name), None)
+
+    # -- namespaces -----------------------------------------------------------------------
+    def replace_namespaces(self, items: Iterable[MetaOnly]) -> None:
+        with self.lock:
+            seen = set()
+            for ns in items:
+                self.index.set_namespace(ns.metadata.name, ns.metadata.labels or {})
+                seen.add(ns.metadata.name)
+            for gone in self.namespaces - seen:
+                self.index.delete_namespace(gone)
+            self.namespaces = seen
+            self.policy_generation += 1
+
+    def upsert_namespace(self, ns: MetaOnly) -> None:
+        with self.lock:
+            self.index.set_namespace(ns.metadata.name, ns.metadata.labels or {})
+            self.namespaces.add(ns.metadata.name)
+            self.policy_generation += 1
+
+    def delete_namespace(self, ns: MetaOnly) -> None:
+        with self.lock:
+            self.index.delete_namespace(ns.metadata.name)
+            self.namespaces.discard(ns.metadata.name)
+            self.policy_generation += 1
+
+    # -- networkpolicies ------------------------------------------------------------------
+    def _index_policy(self, obj: dict[str, Any], policies: dict[str, PolicyInfo], now: float) -> None:
+        """Feed one policy to the engine and `policies` (caller holds the lock)."""
+        meta = obj.get("metadata") or {}
+        ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        key = f"{ns}/{name}"
+        self.index.upsert_policy(obj)
+        if key in self.index.invalid:
+            log.warning("NetworkPolicy %s is not valid and is ignored for attribution: %s", key,
+                        self.index.invalid[key])
+        parsed = next((p for p in self.index.policies(ns) if p.name == name), None)
+        directions = tuple(d for d in DIRECTIONS if parsed is not None and parsed.affects(d))
+        generation = int(meta.get("generation") or 0)
+        previous = policies.get(key)
+        changed_at = last_change_time(meta)
+        if not changed_at:  # no server timestamps: when this exporter saw the generation change
+            same = previous is not None and previous.generation == generation
+            changed_at = previous.changed_at if same and previous is not None else now
+        policies[key] = PolicyInfo(key, ns, name, str(meta.get("resourceVersion") or ""), generation,
+                                   changed_at, directions)
+
+    def replace_policies(self, items: Iterable[dict[str, Any]]) -> None:
+        now = time.time()
+        with self.lock:
+            old = self.policies
+            fresh: dict[str, PolicyInfo] = {}
+            for obj in items:
+                if old.get(_policy_key(obj)) is not None:
+                    fresh[_policy_key(obj)] = old[_policy_key(obj)]  # keeps changed_at without timestamps
+                self._index_policy(obj, fresh, now)
+            for gone in old.keys() - fresh.keys():
+                self.index.delete_policy(old[gone].namespace, old[gone].name)
+            self.policies = fresh
+            self.policy_generation += 1
+        self._notify()
+
+    def upsert_policy(self, obj: dict[str, Any]) -> None:
+        with self.lock:
+            policies = dict(self.policies)
+            self._index_policy(obj, policies, time.time())
+            self.policies = policies
+            self.policy_generation += 1
+        self._notify()
+
+    def delete_policy(self, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        with self.lock:
+            self.index.delete_policy(ns, name)
+            policies = dict(self.policies)
+            policies.pop(f"{ns}/{name}", None)
+            self.policies = policies
+            self.policy_generation += 1
+        self._notify()
+
+    def _notify(self) -> None:
+        for callback in self.on_policies_changed:
+            callback()
+
+
+def _policy_key(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
