@@ -1,0 +1,253 @@
+"""Real Prometheus, Alertmanager and netpol-exporter processes for tests, on free 127.0.0.1 ports.
+
+Fixtures (import them into a conftest.py):
+- `prometheus_factory(config: dict, rule_files=()) -> Prometheus`
+- `alertmanager_factory(config: dict) -> Alertmanager`
+- `exporter_factory(*args) -> Exporter` (`netpol-exporter run ... --listen 127.0.0.1:<free port>`)
+Every process is stopped by its own pid at teardown; its log is attached to a failure message.
+
+`require_tool(name, ...)` finds a binary: a test that needs a missing one fails under CI (env CI set:
+the test setup, `scripts/install-test-deps.sh`, installs them) and skips elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 30.0
+HTTP_TIMEOUT = 5.0
+
+
+def require_tool(*names: str) -> str:
+    """The path of the first of `names` on PATH; fail under CI, skip otherwise, when none is."""
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    message = f"{' / '.join(names)} not found on PATH (bash scripts/install-test-deps.sh installs it)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_json(url: str, data: Any = None, timeout: float = HTTP_TIMEOUT) -> Any:
+    """GET (or POST `data` as JSON) and decode the JSON answer."""
+    body = None if data is None else json.dumps(data).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read() or b"null")
+
+
+def wait_until(check: Callable[[], Any], timeout: float, interval: float = 0.5, what: str = "condition") -> Any:
+    """Poll `check` until it returns something truthy; raise TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            last_error = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})")
+
+
+class Process:
+    """A child process with its output in a log file, stopped by pid."""
+
+    def __init__(self, name: str, argv: Sequence[str], workdir: Path) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = workdir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir,
+                                     start_new_session=True)
+
+    def log(self, tail: int = 4000) -> str:
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace")
+        return text[-tail:]
+
+    def check_running(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
+class Server:
+    """A started HTTP server process at `url`."""
+
+    def __init__(self, process: Process, url: str) -> None:
+        self.process = process
+        self.url = url
+
+    def wait_ready(self, path: str) -> None:
+        def ready() -> bool:
+            self.process.check_running()
+            with urllib.request.urlopen(self.url + path, timeout=HTTP_TIMEOUT) as response:
+                return bool(response.status == 200)
+
+        try:
+            wait_until(ready, START_TIMEOUT, 0.2, f"{self.process.name} at {self.url}{path}")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self.process.log()}") from None
+
+
+class Prometheus(Server):
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """Instant query: the result vector (`[{"metric": {...}, "value": [ts, "v"]}, ...]`)."""
+        answer = http_json(f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+        if answer.get("status") != "success":
+            raise ValueError(f"query {expr!r} failed: {answer}")
+        return list(answer["data"]["result"])
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Active (pending or firing) alerts."""
+        return list(http_json(f"{self.url}/api/v1/alerts")["data"]["alerts"])
+
+    def rule_groups(self) -> list[dict[str, Any]]:
+        return list(http_json(f"{self.url}/api/v1/rules")["data"]["groups"])
+
+    def targets_up(self, job: str) -> bool:
+        return any(r["value"][1] == "1" for r in self.query(f'up{{job="{job}"}}'))
+
+
+class Alertmanager(Server):
+    def alerts(self, **filters: str) -> list[dict[str, Any]]:
+        """API v2 alerts (filters: active, silenced, inhibited, unprocessed = "true"/"false")."""
+        query = urllib.parse.urlencode(filters)
+        return list(http_json(f"{self.url}/api/v2/alerts?{query}"))
+
+    def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        http_json(f"{self.url}/api/v2/alerts", data=alerts)
+
+
+class Exporter(Server):
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(self.url + "/metrics", timeout=HTTP_TIMEOUT) as response:
+            return str(response.read().decode())
+
+
+def _write_yaml(path: Path, data: Any) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def prometheus_factory(tmp_path: Path) -> Iterator[Callable[..., Prometheus]]:
+    """Start Prometheus with `config` (a prometheus.yml as a dict); `rule_files` are copied beside it."""
+    binary = require_tool("prometheus")
+    started: list[Process] = []
+
+    def start(config: dict[str, Any], rule_files: Sequence[Path] = ()) -> Prometheus:
+        workdir = tmp_path / f"prometheus-{len(started)}"
+        workdir.mkdir()
+        names = []
+        for rule_file in rule_files:
+            shutil.copy(rule_file, workdir / rule_file.name)
+            names.append(rule_file.name)
+        config = {**config, "rule_files": [*config.get("rule_files", []), *names]}
+        config_path = _write_yaml(workdir / "prometheus.yml", config)
+        port = free_port()
+        process = Process("prometheus", [
+            binary, f"--config.file={config_path}", f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
+        ], workdir)
+        started.append(process)
+        server = Prometheus(process, f"http://127.0.0.1:{port}")
+        server.wait_ready("/-/ready")
+        return server
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def alertmanager_factory(tmp_path: Path) -> Iterator[Callable[..., Alertmanager]]:
+    """Start a single Alertmanager (clustering off) with `config` (an alertmanager.yml as a dict)."""
+    binary = require_tool("alertmanager", "prometheus-alertmanager")
+    started: list[Process] = []
+
+    def start(config: dict[str, Any]) -> Alertmanager:
+        workdir = tmp_path / f"alertmanager-{len(started)}"
+        workdir.mkdir()
+        config_path = _write_yaml(workdir / "alertmanager.yml", config)
+        port = free_port()
+        process = Process("alertmanager", [
+            binary, f"--config.file={config_path}", f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn",
+        ], workdir)
+        started.append(process)
+        server = Alertmanager(process, f"http://127.0.0.1:{port}")
+        server.wait_ready("/-/ready")
+        return server
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def exporter_factory(tmp_path: Path) -> Iterator[Callable[..., Exporter]]:
+    """Start `netpol-exporter run ARGS... --listen 127.0.0.1:<free port>` from this virtualenv."""
+    binary = shutil.which("netpol-exporter", path=str(Path(sys.executable).parent)) or require_tool("netpol-exporter")
+    started: list[Process] = []
+
+    def start(*args: str) -> Exporter:
+        workdir = tmp_path / f"exporter-{len(started)}"
+        workdir.mkdir()
+        port = free_port()
+        process = Process("netpol-exporter", [binary, "run", *args, "--listen", f"127.0.0.1:{port}"], workdir)
+        started.append(process)
+        server = Exporter(process, f"http://127.0.0.1:{port}")
+        server.wait_ready("/metrics")
+        return server
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def webhook_receivers(config: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """A copy of an Alertmanager config whose every receiver posts to `<base_url>/<receiver name>`
+    (routes, inhibitions and timings unchanged); the test's webhook server records what arrives."""
+    copy = json.loads(json.dumps(config))
+    copy["receivers"] = [
+        {"name": r["name"], "webhook_configs": [{"url": f"{base_url}/{r['name']}", "send_resolved": False}]}
+        for r in config["receivers"]
+    ]
+    return copy
