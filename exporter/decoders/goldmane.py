@@ -70,8 +70,8 @@ class _Flow(msgspec.Struct, gc=False):
     Key: _Key | None = None
     start_time: int = 0
     end_time: int = 0
-    source_labels: list[str] | None = None
-    dest_labels: list[str] | None = None
+    source_labels: msgspec.Raw = msgspec.Raw(b"")  # ["k=v", ...]: decoded only when a name needs them
+    dest_labels: msgspec.Raw = msgspec.Raw(b"")
     packets_in: int = 0
     packets_out: int = 0
 

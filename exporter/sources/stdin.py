@@ -7,6 +7,7 @@ slow pipeline pushes back on the writer (the pipe fills) instead of growing memo
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import sys
 import threading
@@ -64,7 +65,7 @@ class StdinSource(Source):
                 chunk = exc
             try:
                 asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
-            except (RuntimeError, asyncio.CancelledError):
+            except (RuntimeError, asyncio.CancelledError, concurrent.futures.CancelledError):
                 return  # the loop is gone or the source was stopped
             if not chunk or isinstance(chunk, BaseException):
                 return
