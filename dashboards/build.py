@@ -339,6 +339,11 @@ def variables() -> list[dict[str, Any]]:
 POLICY_LINK = Link("Denied flows of ${__field.labels.policy}", review_url("${__field.labels.policy}"))
 FLOW_COLUMNS = ["source", "destination", "destination_port", "protocol", "policy", "reason", "direction"]
 FIVE_MINUTES = 300
+# Every alert of rules/netpol-exporter.alerts.yml matches (a test checks it).
+ALERT_NAMES = "NetworkPolicy.*|UnexpectedNetworkTraffic|NetpolExporter.*"
+ALERT_COLUMNS = ["alertname", "severity", "policy", "namespace", "source", "destination", "destination_port",
+                 "instance"]
+ALERTS_FIRING = 'ALERTS{alertstate="firing", alertname=~"$alerts"}'
 LOST_EVENTS_RULE = "instance_source:netpol_exporter_hubble_lost_events:rate5m"
 SERIES_RATIO_RULE = "instance_family:netpol_exporter_series_per_limit:ratio"
 
@@ -414,14 +419,16 @@ def overview_panels() -> list[Panel]:
         ),
         table(
             "Alerts firing",
-            "netpol-exporter alerts currently firing in this Prometheus (the ALERTS series of the rules "
-            "in rules/). Empty when all is quiet.",
-            [Target('sum by (alertname, severity, policy, source) (ALERTS{alertstate="firing", '
-                    'alertname=~"$alerts"})', instant=True, table=True)],
-            ["alertname", "severity", "policy", "source"],
-            value_title="Series", height=6,
-            overrides=[column("alertname", "Alert"), column("severity", "Severity"),
-                       column("policy", "Policy"), column("source", "Source")],
+            "Alerts of the netpol-exporter pack (rules/netpol-exporter.alerts.yml) firing now in this "
+            "Prometheus, from its ALERTS series; the labels an alert carries depend on the alert (policy "
+            "for NetworkPolicyViolation, the flow for UnexpectedNetworkTraffic, instance/source for the "
+            "exporter's own). Empty when all is quiet.",
+            [Target(f"sum by ({', '.join(ALERT_COLUMNS)}) ({ALERTS_FIRING})", instant=True, table=True)],
+            ALERT_COLUMNS, value_title="Series", height=6,
+            overrides=[column("alertname", "Alert"), column("severity", "Severity"), column("policy", "Policy"),
+                       column("namespace", "Namespace"), column("source", "Source"),
+                       column("destination", "Destination"), column("destination_port", "Port", width=70),
+                       column("instance", "Instance")],
         ),
         row("Exporter health"),
         timeseries(
@@ -481,7 +488,7 @@ def review_panels() -> list[Panel]:
         stat("Denied packets", f"Packets denied over the time range. {COUNT_DENIED} {RANGE_NOTE}",
              [Target(f"sum({increase_over_range(dropped)})", instant=True)], "short",
              red_from=1, graph=False),
-        stat("Denied flows", "Distinct denied flows (source, destination, port, protocol, policy, reason, "
+        stat("Distinct denied flows", "Distinct denied flows (source, destination, port, protocol, policy, reason, "
              f"direction) with at least one denied packet over the time range. {RANGE_NOTE}",
              [Target(f"count(sum by ({flow_keys}) ({increase_over_range(dropped)}) > 0)", instant=True)],
              "short", red_from=1, graph=False),
@@ -524,7 +531,6 @@ def review_panels() -> list[Panel]:
     ]
 
 
-ALERT_NAMES = "NetworkPolicyViolation|UnexpectedNetworkTraffic|NetpolExporter.*"
 
 
 # --- rendering ------------------------------------------------------------------------------------

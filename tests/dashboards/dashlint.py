@@ -433,6 +433,9 @@ def model(d: Json) -> Iterator[Finding]:
     ids = [p.get("id") for p in panels(d)]
     if len(ids) != len(set(ids)) or not all(isinstance(i, int) for i in ids):
         problems.append(f"panel ids must be unique integers, are {ids}")
+    titles = [str(p.get("title", "")) for p in panels(d) if p.get("type") != "row"]
+    for dup in sorted({t for t in titles if titles.count(t) > 1}):
+        problems.append(f"panel title {dup!r} is used twice (exclusions and links address panels by title)")
     occupied: dict[tuple[int, int], str] = {}
     for p in panels(d):
         g = p.get("gridPos", {})

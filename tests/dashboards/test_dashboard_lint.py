@@ -198,6 +198,8 @@ MUTATIONS: dict[str, tuple[str, Mutation]] = {
                            lambda d: first_panel(d, "stat").update(id=first_panel(d, "table")["id"])),
     "overlapping panels": ("netpol-model-rule",
                            lambda d: first_panel(d, "table").update(gridPos=dict(first_panel(d, "stat")["gridPos"]))),
+    "duplicate panel title": ("netpol-model-rule",
+                              lambda d: first_panel(d, "stat").update(title=first_panel(d, "table")["title"])),
     "panel wider than the grid": ("netpol-model-rule", lambda d: first_panel(d, "stat")["gridPos"].update(x=20, w=6)),
     "undefined variable in a query": (
         "netpol-variable-reference-rule",
