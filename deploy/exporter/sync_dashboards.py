@@ -39,16 +39,20 @@ def configmap_name(stem: str) -> str:
     return (CONFIGMAP_PREFIX + slug)[:253].rstrip("-")
 
 
+def _display(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
 def _check_dashboard(path: Path) -> bytes:
     data = path.read_bytes()
     try:
         parsed = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f" line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise DashboardError(f"{path.relative_to(REPO_ROOT)}{where}: not valid JSON: {exc}") from None
+        raise DashboardError(f"{_display(path)}{where}: not valid JSON: {exc}") from None
     if not isinstance(parsed, dict) or not ({"panels", "rows"} & parsed.keys()):
         raise DashboardError(
-            f"{path.relative_to(REPO_ROOT)}: not a Grafana dashboard (no top-level 'panels' or 'rows')")
+            f"{_display(path)}: not a Grafana dashboard (no top-level 'panels' or 'rows')")
     return data
 
 
@@ -85,7 +89,7 @@ def render(source_dir: Path = SOURCE_DIR) -> dict[str, bytes]:
     for path in sorted(source_dir.glob("*.json")) if source_dir.is_dir() else []:
         name = configmap_name(path.stem)
         if name in names:
-            raise DashboardError(f"dashboards/{path.name} and dashboards/{names[name]} both map to ConfigMap {name}")
+            raise DashboardError(f"{_display(path)} and {names[name]} both map to ConfigMap {name}")
         names[name] = path.name
         files[path.name] = _check_dashboard(path)
         entries.append((name, path.name))

@@ -1,0 +1,43 @@
+"""Every kustomization renders, and each overlay is a complete install."""
+
+from __future__ import annotations
+
+from tests.deploy.manifests import NODE_FILE_READERS, OVERLAYS, Rendered, ident
+
+EXPECTED_KINDS = {
+    "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Service",
+    "ServiceMonitor", "PrometheusRule", "NetworkPolicy",
+}
+WORKLOAD_KIND = {
+    "hubble-file": "DaemonSet",
+    "hubble-relay": "Deployment",
+    "calico-flowlogs": "DaemonSet",
+    "calico-goldmane": "Deployment",
+}
+
+
+def test_every_overlay_has_a_known_shape() -> None:
+    assert set(OVERLAYS) == set(WORKLOAD_KIND), "a new overlay needs its shape recorded here and in docs/deploy.md"
+    assert set(NODE_FILE_READERS) <= set(OVERLAYS)
+
+
+def test_kustomization_renders_unique_objects(kustomization: Rendered) -> None:
+    ids = [ident(obj) for obj in kustomization.objects]
+    assert ids, f"{kustomization.name}: rendered nothing"
+    assert len(ids) == len(set(ids)), f"{kustomization.name}: duplicate objects {sorted(ids)}"
+
+
+def test_overlay_is_a_complete_install(overlay: Rendered) -> None:
+    missing = EXPECTED_KINDS - overlay.by_kind.keys()
+    assert not missing, f"{overlay.name}: missing {sorted(missing)}"
+    assert overlay.workload()["kind"] == WORKLOAD_KIND[overlay.name]
+
+
+def test_everything_namespaced_lands_in_one_namespace(overlay: Rendered) -> None:
+    namespace = overlay.one("Namespace")["metadata"]["name"]
+    cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+    stray = [
+        ident(obj) for obj in overlay.objects
+        if obj["kind"] not in cluster_scoped and obj["metadata"].get("namespace") != namespace
+    ]
+    assert not stray, f"{overlay.name}: objects outside namespace {namespace}: {stray}"
