@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+from pathlib import Path
 from typing import Any
 
 from exporter.netpol.evaluator import ContainerPort, Endpoint, Verdict
@@ -53,3 +55,16 @@ def verdict(cluster: Cluster, src: str, dst: str, port: int | None, protocol: st
 
 def allowed(cluster: Cluster, src: str, dst: str, port: int | None = 8080, protocol: str = "TCP") -> bool:
     return verdict(cluster, src, dst, port, protocol).allowed
+
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+SEED_GUIDE = SHARED / "seed" / "network-policies-guide.md"
+
+
+def seed_policies(directory: Path) -> Path:
+    """Write the seed guide's NetworkPolicy YAML blocks to one multi-document file."""
+    text = SEED_GUIDE.read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "kind: NetworkPolicy" in b]
+    path = directory / "seed-policies.yaml"
+    path.write_text("\n---\n".join(blocks), encoding="utf-8")
+    return path
