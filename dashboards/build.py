@@ -489,10 +489,11 @@ def review_panels() -> list[Panel]:
              [Target(f"sum({increase_over_range(dropped)})", instant=True)], "short",
              red_from=1, graph=False),
         stat("Distinct denied flows", "Distinct denied flows (source, destination, port, protocol, policy, reason, "
-             f"direction) with at least one denied packet over the time range. {RANGE_NOTE}",
+             f"direction) with at least one denied packet over the time range. {COUNT_DENIED} {RANGE_NOTE}",
              [Target(f"count(sum by ({flow_keys}) ({increase_over_range(dropped)}) > 0)", instant=True)],
              "short", red_from=1, graph=False),
-        stat("Policies denying", f"Distinct policies that denied traffic over the time range. {POLICY_VALUES}",
+        stat("Policies denying", "Distinct policies that denied at least one packet over the time range. "
+             f"{POLICY_VALUES} {COUNT_DENIED}",
              [Target(f"count(sum by (policy) ({increase_over_range(dropped)}) > 0)", instant=True)],
              "short", graph=False),
         stat("Denied packets/s", f"Packets denied per second, all selected flows. {COUNT_DENIED}",
