@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from kubernetes import client
 
 from exporter.kube.objects import MetaOnly, Pod, decode_any
 from exporter.kube.state import ClusterState
@@ -99,15 +98,51 @@ class NetworkPolicySink:
         return len(self.state.policies)
 
 
-def list_calls(api: client.ApiClient) -> dict[str, Callable[..., Any]]:
-    """The client's list-or-watch call per kind (cluster-wide)."""
-    core = client.CoreV1Api(api)
-    return {
-        PODS: core.list_pod_for_all_namespaces,
-        REPLICASETS: client.AppsV1Api(api).list_replica_set_for_all_namespaces,
-        NAMESPACES: core.list_namespace,
-        NETWORKPOLICIES: client.NetworkingV1Api(api).list_network_policy_for_all_namespaces,
-    }
+COLLECTIONS = {
+    PODS: "/api/v1/pods",
+    REPLICASETS: "/apis/apps/v1/replicasets",
+    NAMESPACES: "/api/v1/namespaces",
+    NETWORKPOLICIES: "/apis/networking.k8s.io/v1/networkpolicies",
+}
+
+
+class ListCall:
+    """GET a cluster-wide collection (list or watch) through the client's ApiClient.
+
+    The same request the generated `list_*_for_all_namespaces(..., _preload_content=False)` methods
+    make (BearerToken auth settings, the client's REST layer, ApiException on non-2xx), without
+    importing the generated API modules, which pull in every model and take seconds to import.
+    """
+
+    def __init__(self, api: Any, path: str) -> None:
+        self.api = api
+        self.path = path
+
+    def __call__(self, *, watch: bool = False, resource_version: str | None = None,
+                 allow_watch_bookmarks: bool | None = None, timeout_seconds: int | None = None,
+                 limit: int | None = None, _continue: str | None = None, _preload_content: bool = False,
+                 _request_timeout: Any = None) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        query: list[tuple[str, Any]] = []
+        for name, value in (("allowWatchBookmarks", allow_watch_bookmarks), ("continue", _continue),
+                            ("limit", limit), ("resourceVersion", resource_version),
+                            ("timeoutSeconds", timeout_seconds), ("watch", watch or None)):
+            if value is not None:
+                query.append((name, value))
+        request = self.api.param_serialize(
+            method="GET", resource_path=self.path, query_params=query,
+            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+        response = self.api.call_api(*request, _request_timeout=_request_timeout)
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response.response  # the urllib3 response, not read yet
+
+
+def list_calls(api: Any) -> dict[str, Callable[..., Any]]:
+    """The list-or-watch call per kind (cluster-wide)."""
+    return {kind: ListCall(api, path) for kind, path in COLLECTIONS.items()}
 
 
 def sinks(state: ClusterState) -> dict[str, Any]:
