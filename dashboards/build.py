@@ -292,7 +292,7 @@ def query_variable(name: str, label: str, query: str, all_value: str, descriptio
         "multi": True,
         "name": name,
         "options": [],
-        "query": {"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        "query": query,  # the classic string form: every Grafana version reads it
         "refresh": 2,
         "regex": "",
         "skipUrlSync": False,
