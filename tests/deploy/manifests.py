@@ -17,7 +17,8 @@ SHARED = (REPO / ".." / "shared").resolve()
 DEPLOY = REPO / "deploy" / "exporter"
 BASE = DEPLOY / "base"
 OVERLAYS = {path.name: path for path in sorted((DEPLOY / "overlays").iterdir()) if path.is_dir()}
-KUSTOMIZATIONS = {"base": BASE, **OVERLAYS}
+EXAMPLES = {f"example-{p.name}": p for p in sorted((DEPLOY / "examples").iterdir()) if p.is_dir()}
+KUSTOMIZATIONS = {"base": BASE, **OVERLAYS, **EXAMPLES}
 # The overlays whose pods read node files (hostPath) and so run as uid 0 without capabilities.
 NODE_FILE_READERS = {"hubble-file", "calico-flowlogs"}
 WORKLOAD_KINDS = {"Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob", "Pod", "ReplicaSet"}

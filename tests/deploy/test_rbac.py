@@ -9,28 +9,36 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import re
-from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 import pytest
 
-from tests.deploy.manifests import Rendered, pod_spec
+from tests.deploy.manifests import REPO, Rendered, pod_spec
 
 DOCUMENTED = {("", "pods"), ("", "namespaces"), ("apps", "replicasets"), ("networking.k8s.io", "networkpolicies")}
 VERBS = {"get", "list", "watch"}
-PATH = re.compile(r"'(/api/v1|/apis/([^/']+)/[^/']+)/([a-z]+)'")
+PATH = re.compile(r"^(?:/api/v1|/apis/([^/]+)/[^/]+)/([a-z]+)$")
+PATH_LITERAL = re.compile(r"""["'](/apis?/[^"'{}\s]*)["']""")
+KUBE_PACKAGE = REPO / "exporter" / "kube"
 
 
-def _group_resource(call: Callable[..., Any]) -> tuple[str, str]:
-    owner, name = call.__self__, call.__name__  # type: ignore[attr-defined]
+def _group_resource(path: str) -> tuple[str, str]:
+    match = PATH.match(path)
+    assert match, f"{path}: not a cluster-wide collection path; teach tests/deploy/test_rbac.py its RBAC"
+    return match.group(1) or "", match.group(2)
+
+
+def _path_of(call: Any) -> str:
+    """The REST path a list call requests: a ListCall's `path`, or a generated client method's."""
+    if isinstance(getattr(call, "path", None), str):
+        return str(call.path)
+    owner, name = call.__self__, call.__name__
     for candidate in (f"_{name}_serialize", f"{name}_with_http_info", name):
         method = getattr(owner, candidate, None)
-        if method is None:
-            continue
-        match = PATH.search(inspect.getsource(method))
-        if match:
-            return match.group(2) or "", match.group(3)
+        found = PATH_LITERAL.search(inspect.getsource(method)) if method is not None else None
+        if found:
+            return found.group(1)
     raise AssertionError(f"cannot find the REST path of {type(owner).__name__}.{name}")
 
 
@@ -38,11 +46,15 @@ def _group_resource(call: Callable[..., Any]) -> tuple[str, str]:
 def watched_by_code() -> set[tuple[str, str]]:
     if importlib.util.find_spec("exporter.kube.kinds") is None:
         pytest.skip("exporter.kube.kinds is not part of this build")
-    from kubernetes import client
-
     from exporter.kube.kinds import list_calls
 
-    return {_group_resource(call) for call in list_calls(client.ApiClient()).values()}
+    return {_group_resource(_path_of(call)) for call in list_calls(None).values()}
+
+
+def requested_anywhere_in_kube() -> set[tuple[str, str]]:
+    """Every API path literal in exporter/kube/: nothing there may reach past what RBAC grants."""
+    paths = {m.group(1) for f in KUBE_PACKAGE.rglob("*.py") for m in PATH_LITERAL.finditer(f.read_text())}
+    return {_group_resource(path) for path in paths}
 
 
 def granted(overlay: Rendered) -> dict[tuple[str, str], set[str]]:
@@ -58,6 +70,7 @@ def granted(overlay: Rendered) -> dict[tuple[str, str], set[str]]:
 
 def test_code_watches_the_documented_kinds() -> None:
     assert watched_by_code() == DOCUMENTED
+    assert requested_anywhere_in_kube() <= watched_by_code()
 
 
 def test_cluster_role_grants_exactly_what_the_code_watches(overlay: Rendered) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.deploy.manifests import NODE_FILE_READERS, OVERLAYS, Rendered, ident
+from pathlib import Path
+
+from exporter.config import load_config
+from tests.deploy.manifests import EXAMPLES, NODE_FILE_READERS, OVERLAYS, Rendered, ident, rendered
 
 EXPECTED_KINDS = {
     "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Service",
@@ -41,3 +44,16 @@ def test_everything_namespaced_lands_in_one_namespace(overlay: Rendered) -> None
         if obj["kind"] not in cluster_scoped and obj["metadata"].get("namespace") != namespace
     ]
     assert not stray, f"{overlay.name}: objects outside namespace {namespace}: {stray}"
+
+
+def test_examples_render_complete_with_a_loadable_config(tmp_path: Path) -> None:
+    assert EXAMPLES, "deploy/exporter/examples/ holds the documented customisation example"
+    for name in EXAMPLES:
+        example = rendered(name)
+        assert example.by_kind.keys() >= EXPECTED_KINDS, name
+        example.workload()
+        for configmap in example.kind("ConfigMap"):
+            if "config.yaml" in configmap.get("data", {}):
+                path = tmp_path / f"{name}.yaml"
+                path.write_text(configmap["data"]["config.yaml"])
+                load_config(path, env={})
