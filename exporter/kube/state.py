@@ -31,9 +31,9 @@ log = logging.getLogger("netpol_exporter.kube")
 POLICY_KIND: Final = "NetworkPolicy"
 TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed"})
 # A CronJob names its Jobs `<cronjob>-<scheduled time in minutes since the epoch>`; accept times
-# between 2001 and 2160 so a Job named after a date (`migrate-20240101`) keeps its own name.
+# from late 2011 on (22,000,000 min), above every YYYYMMDD date, so `migrate-20240101` keeps its name.
 _CRONJOB_JOB: Final = re.compile(r"^(.+)-([0-9]{8,9})$")
-_CRONJOB_MINUTES: Final = range(16_000_000, 100_000_000)
+_CRONJOB_MINUTES: Final = range(22_000_000, 1_000_000_000)
 _NO_WORKLOAD_OWNERS: Final = frozenset({"Node"})  # static pods' mirror: the pod name is the workload
 
 
