@@ -1,1 +1,6 @@
-from tests.e2e.promstack import alertmanager_factory, exporter_factory, prometheus_factory  # noqa: F401  (fixtures)
+from tests.e2e.promstack import (  # noqa: F401  (fixtures)
+    alertmanager_factory,
+    exporter_factory,
+    prometheus_factory,
+    webhook_receiver,
+)

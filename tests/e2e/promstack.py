@@ -4,6 +4,8 @@ Fixtures (import them into a conftest.py):
 - `prometheus_factory(config: dict, rule_files=()) -> Prometheus`
 - `alertmanager_factory(config: dict) -> Alertmanager`
 - `exporter_factory(*args) -> Exporter` (`netpol-exporter run ... --listen 127.0.0.1:<free port>`)
+- `webhook_receiver -> WebhookReceiver`: an aiohttp server (own thread) recording Alertmanager's posts;
+  `webhook_receivers(config, receiver.url)` points every receiver of an Alertmanager config at it.
 Every process is stopped by its own pid at teardown; its log is attached to a failure message.
 
 `require_tool(name, ...)` finds a binary: a test that needs a missing one fails under CI (env CI set:
@@ -12,6 +14,7 @@ the test setup, `scripts/install-test-deps.sh`, installs them) and skips elsewhe
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -19,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -29,6 +33,7 @@ from typing import Any
 
 import pytest
 import yaml
+from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
@@ -251,3 +256,61 @@ def webhook_receivers(config: dict[str, Any], base_url: str) -> dict[str, Any]:
         for r in config["receivers"]
     ]
     return copy
+
+
+class WebhookReceiver:
+    """Records Alertmanager webhook notifications per receiver (the URL path's last segment)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._posts: dict[str, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name="webhook-receiver", daemon=True)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        payload = await request.json()
+        with self._lock:
+            self._posts.setdefault(request.match_info["receiver"], []).append(payload)
+        return web.Response(text="ok")
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/{receiver}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    def start(self) -> WebhookReceiver:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=START_TIMEOUT)
+        return self
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=START_TIMEOUT)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=START_TIMEOUT)
+        self._loop.close()
+
+    def posts(self, receiver: str) -> list[dict[str, Any]]:
+        """The webhook payloads (`{"receiver", "status", "alerts": [...], ...}`) `receiver` got so far."""
+        with self._lock:
+            return list(self._posts.get(receiver, []))
+
+    def alerts(self, receiver: str) -> list[dict[str, Any]]:
+        """Every alert of every notification `receiver` got."""
+        return [alert for post in self.posts(receiver) for alert in post["alerts"]]
+
+    def receivers(self) -> set[str]:
+        with self._lock:
+            return set(self._posts)
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
