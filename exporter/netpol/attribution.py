@@ -32,6 +32,43 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 _CACHE_LIMIT = 65536  # entries per cache before it is dropped and rebuilt on demand
 
 
+class _NamespacePolicies:
+    """One namespace's policies, indexed by a key=value label each podSelector requires."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, NetworkPolicy] = {}
+        self.unindexed: dict[str, NetworkPolicy] = {}  # selectors pinning no label ({} or expressions)
+        self.by_label: dict[tuple[str, str], dict[str, NetworkPolicy]] = {}
+
+    def add(self, policy: NetworkPolicy) -> None:
+        self.remove(policy.name)
+        self.by_name[policy.name] = policy
+        key = policy.pod_selector.index_key()
+        bucket = self.unindexed if key is None else self.by_label.setdefault(key, {})
+        bucket[policy.name] = policy
+
+    def remove(self, name: str) -> bool:
+        old = self.by_name.pop(name, None)
+        if old is None:
+            return False
+        key = old.pod_selector.index_key()
+        if key is None:
+            del self.unindexed[name]
+        else:
+            del self.by_label[key][name]
+            if not self.by_label[key]:
+                del self.by_label[key]
+        return True
+
+    def candidates(self, labels: Mapping[str, str]) -> list[NetworkPolicy]:
+        found = list(self.unindexed.values())
+        for item in labels.items():
+            bucket = self.by_label.get(item)
+            if bucket:
+                found.extend(bucket.values())
+        return found
+
+
 @dataclass(frozen=True)
 class Peer:
     """The other side of the connection, when known.
@@ -84,11 +121,23 @@ class PolicyIndex:
     """NetworkPolicies indexed by namespace, with cached selector matches."""
 
     def __init__(self) -> None:
-        self._policies: dict[str, dict[str, NetworkPolicy]] = {}
+        self._policies: dict[str, _NamespacePolicies] = {}
         self._namespaces: dict[str, Labels] = {}
         self.invalid: dict[str, str] = {}  # "ns/name" → why the API server would reject it
         # namespace → (pod labels, direction) → isolating policies
         self._isolating: dict[str, dict[tuple[Labels, str], tuple[NetworkPolicy, ...]]] = {}
+        # namespace → attribute() arguments → result; dropped when that namespace's policies change,
+        # all of them when namespace labels change (peers are matched by them)
+        self._results: dict[str, dict[tuple[Any, ...], Attribution]] = {}
+        self._result_count = 0  # entries over all namespaces, bounded by _CACHE_LIMIT
+
+    def _invalidate(self, namespace: str) -> None:
+        self._isolating.pop(namespace, None)
+        self._result_count -= len(self._results.pop(namespace, {}))
+
+    def _clear_results(self) -> None:
+        self._results.clear()
+        self._result_count = 0
 
     # -- feeding (from watches) -------------------------------------------------------------
     def upsert_policy(self, obj: Mapping[str, Any]) -> None:
@@ -102,22 +151,27 @@ class PolicyIndex:
             self.invalid[f"{ns}/{name}"] = str(exc)
             return
         self.invalid.pop(policy.key, None)
-        self._policies.setdefault(policy.namespace, {})[policy.name] = policy
-        self._isolating.pop(policy.namespace, None)
+        self._policies.setdefault(policy.namespace, _NamespacePolicies()).add(policy)
+        self._invalidate(policy.namespace)
 
     def delete_policy(self, namespace: str, name: str) -> None:
         self.invalid.pop(f"{namespace}/{name}", None)
-        if self._policies.get(namespace, {}).pop(name, None) is not None:
-            self._isolating.pop(namespace, None)
-            if not self._policies[namespace]:
+        bucket = self._policies.get(namespace)
+        if bucket is not None and bucket.remove(name):
+            self._invalidate(namespace)
+            if not bucket.by_name:
                 del self._policies[namespace]
 
     def set_namespace(self, name: str, labels: Mapping[str, str]) -> None:
         """Record a namespace's labels (`kubernetes.io/metadata.name` is added when missing)."""
-        self._namespaces[name] = Labels({NAMESPACE_NAME_LABEL: name, **labels})
+        new = Labels({NAMESPACE_NAME_LABEL: name, **labels})
+        if self._namespaces.get(name) != new:
+            self._namespaces[name] = new
+            self._clear_results()
 
     def delete_namespace(self, name: str) -> None:
-        self._namespaces.pop(name, None)
+        if self._namespaces.pop(name, None) is not None:
+            self._clear_results()
 
     def namespace_labels(self, name: str) -> Labels:
         """Known labels, else the one label Kubernetes always sets."""
@@ -125,10 +179,11 @@ class PolicyIndex:
         return labels if labels is not None else Labels({NAMESPACE_NAME_LABEL: name})
 
     def policies(self, namespace: str) -> tuple[NetworkPolicy, ...]:
-        return tuple(self._policies.get(namespace, {}).values())
+        bucket = self._policies.get(namespace)
+        return tuple(bucket.by_name.values()) if bucket else ()
 
     def __len__(self) -> int:
-        return sum(len(p) for p in self._policies.values())
+        return sum(len(p.by_name) for p in self._policies.values())
 
     # -- queries ------------------------------------------------------------------------------
     def isolating_policies(
@@ -140,13 +195,11 @@ class PolicyIndex:
         cache = self._isolating.setdefault(namespace, {})
         hit = cache.get((labels, direction))
         if hit is None:
+            bucket = self._policies.get(namespace)
+            candidates = bucket.candidates(labels) if bucket else []
             hit = tuple(
                 sorted(
-                    (
-                        p
-                        for p in self._policies.get(namespace, {}).values()
-                        if p.affects(direction) and p.pod_selector.matches(labels)
-                    ),
+                    (p for p in candidates if p.affects(direction) and p.pod_selector.matches(labels)),
                     key=lambda p: p.key,
                 )
             )
@@ -170,10 +223,33 @@ class PolicyIndex:
         `peer` None: rules are matched on port/protocol only (any peer). `pod_ports`, the pod's
         container ports, resolve named ports of ingress rules (the peer's ports do for egress).
         """
-        isolating = self.isolating_policies(namespace, pod_labels, direction)
+        labels = freeze(pod_labels)
+        protocol = protocol.upper()
+        ports = tuple(pod_ports)
+        key = (labels, direction, port, protocol, peer, ports)
+        cached = self._results.get(namespace, {}).get(key)
+        if cached is not None:
+            return cached
+        if self._result_count >= _CACHE_LIMIT:
+            self._clear_results()
+        result = self._attribute(namespace, labels, direction, port, protocol, peer, ports)
+        self._results.setdefault(namespace, {})[key] = result
+        self._result_count += 1
+        return result
+
+    def _attribute(
+        self,
+        namespace: str,
+        labels: Labels,
+        direction: str,
+        port: int | None,
+        protocol: str,
+        peer: Peer | None,
+        pod_ports: tuple[ContainerPort, ...],
+    ) -> Attribution:
+        isolating = self.isolating_policies(namespace, labels, direction)
         if not isolating:
             return Attribution((), (), ())
-        protocol = protocol.upper()
         other = self._endpoint(peer) if peer is not None else None
         dst_ports: Sequence[ContainerPort] = pod_ports if direction == INGRESS else (peer.ports if peer else ())
         allowing = tuple(

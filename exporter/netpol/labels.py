@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,38 +17,29 @@ _LABEL_VALUE = re.compile(f"^({_NAME})?$")
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
 
-class Labels(Mapping[str, str]):
-    """An immutable, hashable label map (usable as a cache key)."""
+class Labels(dict[str, str]):
+    """An immutable, hashable label map (usable as a cache key); a dict for C-speed lookups."""
 
-    __slots__ = ("_hash", "_items")
+    __slots__ = ("_hash",)
 
     def __init__(self, labels: Mapping[str, str] | None = None) -> None:
-        self._items: dict[str, str] = dict(labels or {})
-        self._hash = hash(frozenset(self._items.items()))
+        super().__init__(labels or {})
+        self._hash = hash(frozenset(self.items()))
 
-    def __getitem__(self, key: str) -> str:
-        return self._items[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __hash__(self) -> int:
+    def __hash__(self) -> int:  # type: ignore[override]
         return self._hash
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Labels):
-            return self._hash == other._hash and self._items == other._items
-        return isinstance(other, Mapping) and self._items == dict(other)
+    def _immutable(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("Labels are immutable")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _immutable  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Labels({self._items!r})"
+        return f"Labels({dict(self)!r})"
 
 
 def freeze(labels: Mapping[str, str] | None) -> Labels:
-    return labels if isinstance(labels, Labels) else Labels(labels)
+    return labels if type(labels) is Labels else Labels(labels)
 
 
 @dataclass(frozen=True)
@@ -76,8 +67,25 @@ class LabelSelector:
 
     requirements: tuple[Requirement, ...] = ()
 
+    def __post_init__(self) -> None:
+        # Precomputed for speed: exact key=value pairs, then the other requirements.
+        exact = tuple(
+            (r.key, next(iter(r.values))) for r in self.requirements if r.operator == "In" and len(r.values) == 1
+        )
+        object.__setattr__(self, "_exact", exact)
+        others = tuple(r for r in self.requirements if not (r.operator == "In" and len(r.values) == 1))
+        object.__setattr__(self, "_others", others)
+
     def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(r.matches(labels) for r in self.requirements)
+        for key, value in self._exact:  # type: ignore[attr-defined]
+            if labels.get(key) != value:
+                return False
+        return all(r.matches(labels) for r in self._others)  # type: ignore[attr-defined]
+
+    def index_key(self) -> tuple[str, str] | None:
+        """One key=value every selected object carries (to index selectors by), if any."""
+        exact: tuple[tuple[str, str], ...] = self._exact  # type: ignore[attr-defined]
+        return min(exact) if exact else None
 
     @property
     def selects_all(self) -> bool:

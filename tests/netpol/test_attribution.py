@@ -157,3 +157,101 @@ def test_many_policies_repeated_calls_are_cached() -> None:
     assert idx.isolating_policies("ns3", {"app": "a3"}, "ingress") is idx.isolating_policies(
         "ns3", {"app": "a3"}, "ingress"
     )
+
+
+def test_cached_results_follow_namespace_and_policy_changes() -> None:
+    idx = PolicyIndex()
+    idx.upsert_policy(
+        netpol(
+            "app",
+            "web",
+            {
+                "podSelector": {"matchLabels": {"app": "web"}},
+                "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}]}],
+            },
+        )
+    )
+    peer = Peer(namespace="monitoring", labels={"app": "prometheus"})
+    assert not idx.attribute("app", {"app": "web"}, "ingress", 80, "TCP", peer).allowed
+    idx.set_namespace("monitoring", {"team": "obs"})
+    assert idx.attribute("app", {"app": "web"}, "ingress", 80, "TCP", peer).allowed
+    idx.delete_namespace("monitoring")
+    assert not idx.attribute("app", {"app": "web"}, "ingress", 80, "TCP", peer).allowed
+    idx.upsert_policy(netpol("app", "web", {"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{}]}))
+    assert idx.attribute("app", {"app": "web"}, "ingress", 80, "TCP", peer).allowed
+    idx.delete_policy("app", "web")
+    assert not idx.attribute("app", {"app": "web"}, "ingress", 80, "TCP", peer).isolated
+
+
+def test_cache_limit_keeps_answers_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("exporter.netpol.attribution._CACHE_LIMIT", 3)
+    idx = PolicyIndex()
+    idx.upsert_policy(DEFAULT_DENY)
+    idx.upsert_policy(FRONTEND)
+    for port in (7233, 1, 2, 3, 4, 7233, 5):
+        got = idx.attribute("temporal", FRONTEND_LABELS, "ingress", port, "TCP")
+        assert got.allowed == (port == 7233)
+    assert idx._result_count <= 3
+
+
+def test_index_agrees_with_the_evaluator_on_random_policies() -> None:
+    """The indexed, cached lookup against a brute-force evaluation of the same policies."""
+    import random
+
+    from exporter.netpol.evaluator import Endpoint, evaluate_direction
+    from exporter.netpol.labels import Labels
+    from exporter.netpol.policy import parse_policy
+
+    rng = random.Random(7)
+    keys, values = ["app", "tier", "env"], ["a", "b", "c"]
+
+    def selector() -> dict[str, Any]:
+        sel: dict[str, Any] = {}
+        if rng.random() < 0.7:
+            sel["matchLabels"] = {k: rng.choice(values) for k in rng.sample(keys, rng.randint(1, 2))}
+        if rng.random() < 0.4:
+            op = rng.choice(["In", "NotIn", "Exists", "DoesNotExist"])
+            expr: dict[str, Any] = {"key": rng.choice(keys), "operator": op}
+            if op in ("In", "NotIn"):
+                expr["values"] = rng.sample(values, 2)
+            sel["matchExpressions"] = [expr]
+        return sel
+
+    def labels() -> dict[str, str]:
+        return {k: rng.choice(values) for k in keys if rng.random() < 0.7}
+
+    objs = []
+    for i in range(60):
+        rule: dict[str, Any] = {"ports": [{"port": rng.choice([80, 443]), "protocol": rng.choice(["TCP", "UDP"])}]}
+        if rng.random() < 0.7:
+            rule["from"] = [
+                {"podSelector": selector(), **({"namespaceSelector": selector()} if rng.random() < 0.5 else {})}
+            ]
+        spec = {
+            "podSelector": selector(),
+            "ingress": [rule],
+            "policyTypes": rng.choice([["Ingress"], ["Egress"], ["Ingress", "Egress"]]),
+        }
+        objs.append(netpol(rng.choice(["n1", "n2"]), f"p{i}", spec))
+    idx = PolicyIndex()
+    for obj in objs:
+        idx.upsert_policy(obj)
+    ns_labels = {"n1": labels(), "n2": labels()}
+    for name, lab in ns_labels.items():
+        idx.set_namespace(name, lab)
+    policies = [parse_policy(o) for o in objs]
+    checked = 0
+    for _ in range(400):
+        ns, other_ns = rng.choice(["n1", "n2"]), rng.choice(["n1", "n2"])
+        pod_labels, peer_labels = labels(), labels()
+        direction, port, proto = rng.choice(["ingress", "egress"]), rng.choice([80, 443]), rng.choice(["TCP", "UDP"])
+        peer = Peer(namespace=other_ns, labels=peer_labels)
+        got = idx.attribute(ns, pod_labels, direction, port, proto, peer)
+        pod = Endpoint("p", ns, Labels(pod_labels), Labels({"kubernetes.io/metadata.name": ns, **ns_labels[ns]}))
+        far = Endpoint(
+            "q", other_ns, Labels(peer_labels), Labels({"kubernetes.io/metadata.name": other_ns, **ns_labels[other_ns]})
+        )
+        want = evaluate_direction(policies, pod, far, direction, port, proto)
+        assert (got.isolating, got.allowing) == (want.isolating, want.allowing)
+        checked += bool(want.isolating)
+    assert checked > 100
