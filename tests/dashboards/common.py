@@ -16,7 +16,12 @@ RULES = REPO / "rules"
 
 def load_builder() -> ModuleType:
     """dashboards/build.py as a module (it is a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("netpol_dashboards_build", DASHBOARDS / "build.py")
+    return load_module("build.py")
+
+
+def load_module(file_name: str) -> ModuleType:
+    """A script of dashboards/ as a module."""
+    spec = importlib.util.spec_from_file_location(f"netpol_dashboards_{file_name[:-3]}", DASHBOARDS / file_name)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built

@@ -8,12 +8,13 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.dashboards import dashlint
-from tests.dashboards.common import RULES, committed
+from tests.dashboards.common import RULES, committed, load_module
 from tests.dashboards.promserver import Prometheus, demo_stack
 
 pytestmark = pytest.mark.e2e
@@ -166,3 +167,14 @@ def test_allowed_once_counts_each_flow_once(prometheus: Prometheus) -> None:
     everything = sum(float(s["value"][1]) for s in series)
     assert once == pytest.approx(expected)
     assert once < everything  # the demo has pod-to-pod traffic reported at both ends
+
+
+def test_preview_draws_each_dashboard(prometheus: Prometheus, tmp_path: Path) -> None:
+    """dashboards/preview.py (the README pictures) runs every panel query and writes one PNG each."""
+    pytest.importorskip("matplotlib", reason="only dashboards/preview.py needs matplotlib")
+    preview = load_module("preview.py")
+    assert preview.main(["--prometheus", prometheus.url, "--minutes", "1", "--out", str(tmp_path)]) == 0
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert pngs == sorted(f"{d['uid']}.png" for d in committed().values())
+    for png in tmp_path.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
