@@ -206,7 +206,8 @@ def stat(title: str, description: str, targets: list[Target], unit: str, *, widt
             "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
             "textMode": "auto",
         },
-        defaults={"thresholds": {"mode": "absolute", "steps": steps}},
+        # counts over a range come from increase(), which extrapolates: show whole numbers
+        defaults={"thresholds": {"mode": "absolute", "steps": steps}, **({"decimals": 0} if unit == "short" else {})},
     )
 
 
@@ -225,7 +226,7 @@ def table(title: str, description: str, targets: list[Target], columns: list[str
     order = {name: i for i, name in enumerate([*columns, "Value"])}
     return Panel(
         "table", title, width, height, description, targets, unit, [],
-        [*(overrides or []), column("Value", value_title)],
+        [*(overrides or []), column("Value", value_title, decimals=0)],
         options={
             "cellHeight": "sm",
             "footer": {"countRows": False, "fields": "", "reducer": ["sum"], "show": False},

@@ -121,7 +121,10 @@ def draw(dashboard: dict[str, Any], prometheus: str, minutes: int, out: Path) ->
             t = targets[0]
             expr = substitute(t["expr"], dashboard, "1m", range_)
             result = query(prometheus, "query", query=expr, time=str(end))
-            text = human(float(result[0]["value"][1]), unit) if result else "No data"
+            value = float(result[0]["value"][1]) if result else 0.0
+            if p["fieldConfig"]["defaults"].get("decimals") == 0:
+                value = round(value)
+            text = human(value, unit) if result else "No data"
             red = p["fieldConfig"]["defaults"]["thresholds"]["steps"]
             color = "#f2495c" if result and len(red) > 1 and float(result[0]["value"][1]) >= red[1]["value"] \
                 else "#73bf69"
