@@ -52,7 +52,8 @@ def render(directory: Path) -> tuple[Obj, ...]:
         [kubectl(), "kustomize", str(directory)], capture_output=True, text=True, timeout=RENDER_TIMEOUT_S
     )
     if result.returncode != 0:
-        raise RenderError(f"kubectl kustomize {directory.relative_to(REPO)}: {result.stderr.strip()}")
+        shown = directory.relative_to(REPO) if directory.is_relative_to(REPO) else directory
+        raise RenderError(f"kubectl kustomize {shown}: {result.stderr.strip()}")
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
 

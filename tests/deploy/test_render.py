@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from exporter.config import load_config
-from tests.deploy.manifests import EXAMPLES, NODE_FILE_READERS, OVERLAYS, Rendered, ident, rendered
+from tests.deploy.manifests import EXAMPLES, NODE_FILE_READERS, OVERLAYS, Rendered, ident, render, rendered
 
 EXPECTED_KINDS = {
     "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Service",
@@ -57,3 +58,19 @@ def test_examples_render_complete_with_a_loadable_config(tmp_path: Path) -> None
                 path = tmp_path / f"{name}.yaml"
                 path.write_text(configmap["data"]["config.yaml"])
                 load_config(path, env={})
+
+
+def test_an_overlay_can_move_everything_to_another_namespace(tmp_path: Path) -> None:
+    """`namespace:` in an operator's overlay moves every object, the Namespace and the RBAC subject."""
+    for name, directory in OVERLAYS.items():
+        mine = tmp_path / name
+        mine.mkdir()
+        (mine / "kustomization.yaml").write_text(
+            f"namespace: observability-netpol\nresources:\n  - {os.path.relpath(directory, mine)}\n")
+        moved = Rendered(name, render(mine))
+        assert moved.one("Namespace")["metadata"]["name"] == "observability-netpol"
+        for obj in moved.objects:
+            if obj["kind"] not in {"Namespace", "ClusterRole", "ClusterRoleBinding"}:
+                assert obj["metadata"]["namespace"] == "observability-netpol", ident(obj)
+        [binding] = moved.kind("ClusterRoleBinding")
+        assert [s["namespace"] for s in binding["subjects"]] == ["observability-netpol"], name
