@@ -224,3 +224,52 @@ def test_rule_catches(case: str) -> None:
 def test_every_rule_has_a_mutation_or_an_exclusion() -> None:
     covered = {rule for rule, _ in MUTATIONS.values()} | {e.rule for e in EXCLUSIONS if not e.entries}
     assert set(dashlint.RULES) <= covered, set(dashlint.RULES) - covered
+
+
+AGREEMENT_CASES = [
+    'sum without (instance) (rate(a_total{job=~"$job"}[5m]))',
+    "topk(5, sum by (a) (b)) > 0",
+    "count_values(\"v\", a)",
+    "a / on(x) group_left(y) b",
+    "a unless on(x) b offset 5m",
+    "histogram_quantile(0.9, sum by (le) (rate(h_bucket[5m])))",
+    "max_over_time(rate(a[1m])[10m:1m])",
+    "label_replace(vector(1), \"p\", \"53\", \"\", \"\")",
+    "-a ^ 2",
+    "a @ 1700000000",
+    "time() - b",
+    "1 > bool 2",
+    "sum(a) by (x) * on() group_left scalar(b)",
+    "rate(a[5m] offset -1m)",
+    # invalid
+    "sum(rate(a[5m])",
+    "rate(a)",
+    "a[5m] + 1",
+    "topk(a, b)",
+    "nosuch(a)",
+    "a{b~\"c\"}",
+    "1 and 2",
+    "sum by (a) (b) by (c)",
+    "a offset",
+    "count_values(1, a)",
+    "abs(a, b)",
+    "{__name__=~\".*\"}",
+]
+
+
+def test_own_parser_agrees_with_promtool(tmp_path: Path) -> None:
+    """Accept exactly what Prometheus' parser accepts, on constructs the dashboards may use."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (bash scripts/install-test-deps.sh installs it)")
+    for i, query in enumerate(AGREEMENT_CASES):
+        rule_file = tmp_path / f"q{i}.yml"
+        rule_file.write_text(yaml.safe_dump({"groups": [{"name": "q", "rules": [{"record": "q:q:q", "expr": query}]}]}))
+        prometheus_ok = subprocess.run([promtool, "check", "rules", str(rule_file)], capture_output=True,
+                                       timeout=30, check=False).returncode == 0
+        try:
+            pq.parse(query)
+            ours = True
+        except pq.PromQLError:
+            ours = False
+        assert ours == prometheus_ok, f"{query!r}: promtool {'accepts' if prometheus_ok else 'rejects'} it"
