@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from aiohttp import web
 from exporter.exposition import negotiate
 from exporter.service.auth import BasicAuth
 from exporter.service.landing import landing_page, rfc3339
+from exporter.service.scrape import GzipStream, render_chunks
 
 if TYPE_CHECKING:
     from exporter.service.runtime import Service
@@ -83,13 +85,27 @@ def _security_middleware(service: Service) -> Any:
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
+    """Stream the exposition in chunks, yielding to the event loop between them (see service.scrape)."""
     service = _service(request)
     openmetrics, content_type = negotiate(request.headers.get("Accept"))
-    body, encoding = await service.render_metrics(openmetrics, request.headers.get("Accept-Encoding"))
-    response = web.Response(body=body, headers={"Content-Type": content_type})
-    if encoding:
-        response.headers["Content-Encoding"] = encoding
-    response.headers["Vary"] = "Accept, Accept-Encoding"
+    gzip_stream = GzipStream() if "gzip" in request.headers.get("Accept-Encoding", "") else None
+    response = web.StreamResponse(headers={"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"})
+    if gzip_stream is not None:
+        response.headers["Content-Encoding"] = "gzip"
+    started = time.perf_counter()
+    await response.prepare(request)
+    with service.gc_pause:
+        for text in render_chunks(service.pipeline, openmetrics):
+            data = text.encode()
+            if gzip_stream is not None:
+                data = gzip_stream.compress(data)
+            if data:
+                await response.write(data)  # waits while the client is slow: memory stays bounded
+            await asyncio.sleep(0)  # let sources ingest between chunks
+        if gzip_stream is not None:
+            await response.write(gzip_stream.finish())
+    await response.write_eof()
+    service.scraped(time.perf_counter() - started)
     return response
 
 
@@ -105,8 +121,10 @@ async def readyz(request: web.Request) -> web.StreamResponse:
         "not_ready": problems,
         "sources": {s.spec: s.status.state for s in service.sources},
     }
-    if service.enrichment is not None:
-        body["kubernetes_synced"] = bool(service.enrichment.synced)
+    kube = service.describe_enrichment()
+    if kube is not None:
+        body["kubernetes_synced"] = kube["synced"]
+        body["kubernetes"] = kube
     return web.json_response(body, status=200 if ready else 503)
 
 
@@ -151,8 +169,9 @@ async def denied_flows(request: web.Request) -> web.StreamResponse:
 async def sources(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     body: dict[str, Any] = {"sources": service.describe_sources()}
-    if service.enrichment is not None:
-        body["kubernetes"] = {"synced": bool(service.enrichment.synced)}
+    kube = service.describe_enrichment()
+    if kube is not None:
+        body["kubernetes"] = kube
     return web.json_response(body)
 
 

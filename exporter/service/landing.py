@@ -87,9 +87,11 @@ def landing_page(service: Service) -> str:
     status = ("<span class=running>ready</span>" if ready else
               "<span class=failed>not ready</span>: " + escape("; ".join(problems)))
     kube = ""
-    if service.enrichment is not None:
-        synced = "synced" if service.enrichment.synced else "not synced yet"
-        kube = f"<p>Kubernetes enrichment: {synced}.</p>"
+    info = service.describe_enrichment()
+    if info is not None:
+        synced = "caches synced" if info["synced"] else "caches not synced yet"
+        server = f" with {escape(str(info['server']))}" if info.get("server") else ""
+        kube = f"<p>Kubernetes enrichment{server}: {synced}.</p>"
     return (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
         "<meta http-equiv=refresh content=5>"

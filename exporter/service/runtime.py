@@ -18,6 +18,7 @@ from aiohttp import web
 
 from exporter.exposition import MetricFamily
 from exporter.pipeline import Pipeline
+from exporter.service.scrape import GCPause
 from exporter.sources.base import Source
 
 log = logging.getLogger("netpol_exporter.service")
@@ -31,7 +32,8 @@ CLOSE_TIMEOUT = 5.0
 class Enrichment(Protocol):
     """What the service needs from exporter.kube.attach.attach()'s result."""
 
-    synced: bool
+    @property
+    def synced(self) -> bool: ...
 
     async def start(self) -> None: ...
 
@@ -86,7 +88,7 @@ class Service:
         self.stats = ServiceStats()
         self.started_at = time.time()
         self.stop_event = asyncio.Event()
-        self.render_lock = asyncio.Lock()
+        self.gc_pause = GCPause()
         self.addresses: list[tuple[str, int]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -222,6 +224,14 @@ class Service:
             problems.append("shutting down")
         return not problems, problems
 
+    def describe_enrichment(self) -> dict[str, Any] | None:
+        if self.enrichment is None:
+            return None
+        describe = getattr(self.enrichment, "describe", None)
+        info: dict[str, Any] = describe() if callable(describe) else {}
+        info["synced"] = bool(self.enrichment.synced)
+        return info
+
     def describe_sources(self) -> list[dict[str, Any]]:
         out = []
         for source in self.sources:
@@ -230,18 +240,9 @@ class Service:
             out.append(info)
         return out
 
-    async def render_metrics(self, openmetrics: bool, accept_encoding: str | None) -> tuple[bytes, str | None]:
-        """Render off the event loop (one render at a time), so a scrape never stalls ingestion."""
-        from exporter.exposition import maybe_gzip
-
-        async with self.render_lock:
-            started = time.perf_counter()
-            body = await asyncio.to_thread(self.pipeline.render, openmetrics=openmetrics)
-            self.stats.last_render_seconds = time.perf_counter() - started
-            self.stats.scrapes += 1
-            if accept_encoding and "gzip" in accept_encoding:
-                return await asyncio.to_thread(maybe_gzip, body, accept_encoding)
-            return body, None
+    def scraped(self, seconds: float) -> None:
+        self.stats.last_render_seconds = seconds
+        self.stats.scrapes += 1
 
     def collect(self) -> Iterable[MetricFamily]:
         failures = MetricFamily("netpol_exporter_source_failures", "counter",
@@ -259,7 +260,7 @@ class Service:
             writable.set(1 if self.stats.state_dir_writable else 0)
             yield writable
         render = MetricFamily("netpol_exporter_scrape_render_seconds", "gauge",
-                              "Time the previous scrape took to render the exposition.")
+                              "Time the previous scrape took to render and send the exposition.")
         render.set(round(self.stats.last_render_seconds, 6))
         yield render
 
