@@ -42,7 +42,8 @@ class Document:
         meta = self.obj.get("metadata") if isinstance(self.obj, Mapping) else None
         name = ""
         if isinstance(meta, Mapping) and meta.get("name"):
-            name = f" {meta.get('namespace') or '?'}/{meta['name']}"
+            namespace = meta.get("namespace")
+            name = f" {namespace}/{meta['name']}" if namespace else f" {meta['name']}"
         return f"{at} ({self.label}{name}){': ' + path if path else ''}"
 
 
