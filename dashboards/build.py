@@ -47,7 +47,7 @@ COUNT_AUDIT = (
     "the traffic itself was allowed."
 )
 POLICY_VALUES = (
-    "policy is <namespace>/<name> (Calico non-default tiers: <namespace>/<tier>.<name>); default-deny = "
+    "policy is namespace/name (Calico non-default tiers: namespace/tier.name); default-deny = "
     "denied with no policy named (isolated endpoint), default-allow = allowed with no policy "
     "(endpoint not isolated), unknown = another unnamed drop."
 )
@@ -329,8 +329,8 @@ def variables() -> list[dict[str, Any]]:
                        f"label_values({FLOW_SERIES}, destination_namespace)", ".*",
                        "Namespace of the destination pod; empty for non-pod peers (world, host ...)."),
         query_variable("policy", "Policy", f"label_values({FLOW_SERIES}, policy)", ".*",
-                       "The deciding policy: <namespace>/<name>, a cluster-wide <name>, default-deny, "
-                       "default-allow, unknown or reserved:<x>."),
+                       "The deciding policy: namespace/name, a cluster-wide name, default-deny, "
+                       "default-allow, unknown or reserved:(name)."),
     ]
     return out
 
@@ -465,14 +465,14 @@ def overview_panels() -> list[Panel]:
         timeseries(
             "Series against the cap",
             "Live series per flow family as a share of the configured cap (series.max_per_family). At 100 % "
-            "new label sets fold into __overflow__ series: totals stay exact but detail is lost. Absent "
+            "new label sets fold into `__overflow__` series: totals stay exact but detail is lost. Absent "
             "when no cap is configured.",
             [Target(f"max by (instance, family) ({health_rule(SERIES_RATIO_RULE)})", "{{instance}} {{family}}")],
             "percentunit", width=8, height=8,
         ),
         timeseries(
             "Live series and folds",
-            "Live series per flow family (left) and increments per second folded into __overflow__ series "
+            "Live series per flow family, and increments per second folded into `__overflow__` series "
             "by the cap (5-minute average; should stay 0).",
             [Target(f"sum by (family) ({self_metric('series')})", "{{family}} series"),
              Target(f"sum by (family) ({health_rule('instance_family:netpol_exporter_series_folded:rate5m')})",

@@ -190,3 +190,12 @@ def test_file_provisioning_example() -> None:
     (provider,) = config["providers"]
     assert provider["type"] == "file" and provider["options"]["path"].startswith("/")
     assert provider["allowUiUpdates"] is False  # the JSON in git is the source of truth
+
+
+def test_descriptions_render_as_markdown_unchanged() -> None:
+    """Grafana renders panel descriptions as sanitized Markdown: no HTML-like <words>, and no bare
+    __names__, which would turn bold."""
+    for dashboard, p in query_panels():
+        outside_code = re.sub(r"`[^`]*`", "", p["description"])
+        assert not re.search(r"<\w", outside_code), (dashboard, p["title"])
+        assert not re.search(r"(?<!\w)__\w+__(?!\w)", outside_code), (dashboard, p["title"])
