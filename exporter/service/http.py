@@ -17,6 +17,7 @@ from exporter.service.scrape import GzipStream, render_chunks
 if TYPE_CHECKING:
     from exporter.service.runtime import Service
 
+SCRAPE_TIMEOUT = 120.0
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 SERVICE_KEY = web.AppKey("service", object)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -94,16 +95,18 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         response.headers["Content-Encoding"] = "gzip"
     started = time.perf_counter()
     await response.prepare(request)
-    with service.gc_pause:
-        for text in render_chunks(service.pipeline, openmetrics):
-            data = text.encode()
+    # A client that stops reading would hold the GC pause: give up on it after SCRAPE_TIMEOUT.
+    async with asyncio.timeout(SCRAPE_TIMEOUT):
+        with service.gc_pause:
+            for text in render_chunks(service.pipeline, openmetrics):
+                data = text.encode()
+                if gzip_stream is not None:
+                    data = gzip_stream.compress(data)
+                if data:
+                    await response.write(data)  # waits while the client is slow: memory stays bounded
+                await asyncio.sleep(0)  # let sources ingest between chunks
             if gzip_stream is not None:
-                data = gzip_stream.compress(data)
-            if data:
-                await response.write(data)  # waits while the client is slow: memory stays bounded
-            await asyncio.sleep(0)  # let sources ingest between chunks
-        if gzip_stream is not None:
-            await response.write(gzip_stream.finish())
+                await response.write(gzip_stream.finish())
     await response.write_eof()
     service.scraped(time.perf_counter() - started)
     return response
