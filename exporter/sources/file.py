@@ -75,7 +75,7 @@ class FileSource(Source):
                     continue
                 self._update_backlog()
                 if time.monotonic() - self._last_checkpoint >= self.opts.checkpoint_interval_seconds:
-                    self.save_checkpoint()
+                    await self._save_checkpoint_async()
                 await wait_stop(stop, self.opts.poll_interval_seconds)
         finally:
             self.save_checkpoint()
@@ -273,6 +273,13 @@ class FileSource(Source):
         data = self.position()
         if data is not None:
             self.checkpoint.save(data)
+
+    async def _save_checkpoint_async(self) -> None:
+        """The periodic save: its fsyncs run in a thread so a slow disk does not stall the event loop."""
+        self._last_checkpoint = time.monotonic()
+        data = self.position() if self.checkpoint else None
+        if self.checkpoint is not None and data is not None:
+            await asyncio.to_thread(self.checkpoint.save, data)
 
     def _update_backlog(self) -> None:
         backlog = 0

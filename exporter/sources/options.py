@@ -24,7 +24,7 @@ class FileOptions(_Options):
         "beginning", description="Where to start in a file seen for the first time (no checkpoint). New and "
         "rotated-in files are always read from their beginning.")
     read_chunk_bytes: int = Field(1 << 20, ge=4096, description="Bytes read per step (bounded memory).")
-    batch_lines: int = Field(2000, ge=1, description="Lines per Pipeline.ingest call; the event loop runs "
+    batch_lines: int = Field(1000, ge=1, description="Lines per Pipeline.ingest call; the event loop runs "
                              "between batches.")
     max_line_bytes: int = Field(1 << 20, ge=1024, description="A longer line is discarded as invalid.")
 
@@ -49,7 +49,7 @@ class RelayOptions(_Options):
 
 class GoldmanePushOptions(_Options):
     max_body_bytes: int = Field(64 << 20, ge=1024, description="Largest accepted POST body (413 beyond).")
-    batch_lines: int = Field(2000, ge=1, description="Lines per Pipeline.ingest call while a body is counted.")
+    batch_lines: int = Field(1000, ge=1, description="Lines per Pipeline.ingest call while a body is counted.")
 
 
 OptionsT = TypeVar("OptionsT", bound=_Options)
