@@ -23,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PATH",
-        help="NetworkPolicy YAML file or folder (repeatable; a kustomization folder is rendered with kubectl)",
+        help="NetworkPolicy YAML file or folder (repeatable); a kustomization folder is read or rendered",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
 

@@ -119,9 +119,7 @@ def _protocol(doc: Document, value: Any, path: str) -> str:
     return protocol
 
 
-def _port(doc: Document, value: Any, path: str, required: bool = True) -> int | str | None:
-    if value is None and not required:
-        return None
+def _port(doc: Document, value: Any, path: str) -> int | str:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise _fail(doc, path, f"must be a port number or a port name, got {value!r}")
     if isinstance(value, int) and not 1 <= value <= 65535:
@@ -175,7 +173,7 @@ def _parse_pod(doc: Document, obj: Any, path: str, cluster: Cluster) -> Endpoint
 
 def _reachability_probes(doc: Document, obj: Any, path: str, cluster: Cluster) -> list[Probe]:
     matrix = _mapping(doc, obj, path)
-    port = _port(doc, matrix.get("port"), f"{path}.port", required=False)
+    port = _port(doc, matrix.get("port"), f"{path}.port")
     protocol = _protocol(doc, matrix.get("protocol"), f"{path}.protocol")
     default = _expect(doc, matrix.get("default", "allow"), f"{path}.default")
     rules = []
