@@ -22,6 +22,7 @@ _ADDRESS_ONLY: Final = frozenset({WORLD, UNKNOWN})
 # Hubble identity labels that are not pod labels.
 _CILIUM_ONLY_PREFIXES: Final = ("io.cilium.k8s.", "io.kubernetes.pod.namespace")
 _CACHE_LIMIT: Final = 65536
+_DROPPED: Final = Family.DROPPED
 
 AttributionKey = tuple[str, Labels, str]
 
@@ -49,7 +50,7 @@ class Enricher:
         src, src_pod = self._resolve(record.source)
         dst, dst_pod = self._resolve(record.destination)
         record.source, record.destination = src, dst
-        if (record.verdict is Family.DROPPED and not record.policies and record.reason == DEFAULT_DENY_REASON
+        if (record.verdict is _DROPPED and not record.policies and record.reason == DEFAULT_DENY_REASON
                 and record.kind != CALICO_FLOW):
             named = self._default_deny(record.direction, src, src_pod, dst, dst_pod)
             if named:
@@ -58,33 +59,28 @@ class Enricher:
         return record
 
     # -- peers ----------------------------------------------------------------------------
-    def _lookup(self, peer: Peer) -> PodInfo | None:
-        state = self.state
-        if peer.namespace:
-            if peer.pod:
-                info = state.pods_by_name.get((peer.namespace, peer.pod))
-                if info is not None:
-                    return info
-            if peer.ip:
-                info = state.pods_by_ip.get(peer.ip)
-                if info is not None and info.namespace == peer.namespace:
-                    return info
-            return None
-        if peer.ip and peer.name in _ADDRESS_ONLY:
-            return state.pods_by_ip.get(peer.ip)
-        return None
-
     def _resolve(self, peer: Peer) -> tuple[Peer, PodInfo | None]:
-        info = self._lookup(peer)
+        """The peer named from the pod it is (owner references), and that pod when known."""
+        state = self.state
+        namespace = peer.namespace
+        info = None
+        if namespace:
+            if peer.pod:
+                info = state.pods_by_name.get((namespace, peer.pod))
+            if info is None and peer.ip:
+                info = state.pods_by_ip.get(peer.ip)
+                if info is not None and info.namespace != namespace:
+                    info = None
+        elif peer.ip and peer.name in _ADDRESS_ONLY:
+            info = state.pods_by_ip.get(peer.ip)  # an address the flow source could not name
         if info is None:
             return peer, None
-        workload = self.state.workload_of(info)
-        if workload is None:
-            if peer.namespace:
-                return peer, info  # the heuristics stand
-            workload = workload_from_pod_name(info.name)
-        name = pod_peer_name(info.namespace, workload)
-        if name == peer.name and peer.namespace == info.namespace and peer.pod:
+        name = state.peer_name_of(info)
+        if name is None:
+            if namespace:
+                return peer, info  # no owner tells: the heuristics stand
+            name = pod_peer_name(info.namespace, workload_from_pod_name(info.name))
+        if name == peer.name and peer.pod:
             return peer, info
         return Peer(name, info.namespace, peer.ip, info.name, peer.labels), info
 

@@ -40,7 +40,7 @@ _NO_WORKLOAD_OWNERS: Final = frozenset({"Node"})  # static pods' mirror: the pod
 class PodInfo:
     """One pod, reduced to what naming and attribution read."""
 
-    __slots__ = ("ips", "labels", "name", "namespace", "owner_kind", "owner_name")
+    __slots__ = ("ips", "labels", "name", "namespace", "owner_kind", "owner_name", "peer_name", "stamp")
 
     def __init__(self, namespace: str, name: str, labels: Labels, owner_kind: str, owner_name: str,
                  ips: tuple[str, ...]) -> None:
@@ -50,6 +50,9 @@ class PodInfo:
         self.owner_kind = owner_kind
         self.owner_name = owner_name
         self.ips = ips
+        # `ns/workload` from owner references (None: they do not tell), valid while stamp == rs_generation
+        self.peer_name: str | None = None
+        self.stamp = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,7 @@ class ClusterState:
         self.namespaces: set[str] = set()
         self.policies: dict[str, PolicyInfo] = {}  # replaced on every change (copy-on-write)
         self.policy_generation = 0  # bumped when policies or namespace labels change
+        self.rs_generation = 0  # bumped when ReplicaSets change (PodInfo.peer_name depends on them)
         self.on_policies_changed: list[Callable[[], None]] = []
 
     # -- naming ---------------------------------------------------------------------------
@@ -135,6 +139,15 @@ class ClusterState:
         if kind == "Job":
             return cronjob_of_job(owner) or owner
         return owner  # StatefulSet, DaemonSet, ReplicationController, custom controllers
+
+    def peer_name_of(self, pod: PodInfo) -> str | None:
+        """`ns/workload` from owner references, memoized on the PodInfo until ReplicaSets change."""
+        generation = self.rs_generation
+        if pod.stamp != generation:
+            workload = self.workload_of(pod)
+            pod.peer_name = f"{pod.namespace}/{workload}" if workload else None
+            pod.stamp = generation
+        return pod.peer_name
 
     # -- pods -----------------------------------------------------------------------------
     def replace_pods(self, pods: Iterable[Pod]) -> None:
@@ -182,15 +195,19 @@ class ClusterState:
         table = dict(self._rs_entry(rs) for rs in items)
         with self.lock:
             self.rs_workload = table
+            self.rs_generation += 1
 
     def upsert_replicaset(self, rs: MetaOnly) -> None:
         key, workload = self._rs_entry(rs)
         with self.lock:
-            self.rs_workload[key] = workload
+            if self.rs_workload.get(key) != workload:
+                self.rs_workload[key] = workload
+                self.rs_generation += 1
 
     def delete_replicaset(self, rs: MetaOnly) -> None:
         with self.lock:
             self.rs_workload.pop((rs.metadata.namespace, rs.metadata.name), None)
+            self.rs_generation += 1
 
     # -- namespaces -----------------------------------------------------------------------
     def replace_namespaces(self, items: Iterable[MetaOnly]) -> None:
