@@ -152,13 +152,6 @@ class Service:
             await self._runner.cleanup()
         log.info("stopped")
 
-    async def run_until_stopped(self) -> None:
-        await self.start()
-        try:
-            await self.stop_event.wait()
-        finally:
-            await self.stop()
-
     # -- supervision -------------------------------------------------------------------------------
 
     async def _supervise(self, source: Source) -> None:

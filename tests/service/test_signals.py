@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -107,3 +108,23 @@ def test_demo_rejects_bad_numbers(flag: list[str]) -> None:
                           timeout=30, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2
     assert "expected a" in proc.stderr
+
+
+def test_flags_override_config_and_environment(tmp_path: Path) -> None:
+    from_config, from_env, from_flag = (tmp_path / f"{n}.log" for n in ("config", "env", "flag"))
+    for path, port in ((from_config, 1111), (from_env, 2222), (from_flag, 3333)):
+        _append(path, _allowed(port, 1, 40000))
+    config = tmp_path / "config.yaml"
+    config.write_text(f"sources: [hubble-file:{from_config}]\nlisten: 127.0.0.1:1\nrecent_denied_flows: 7\n")
+    env = {"NETPOL_EXPORTER_SOURCES": f"hubble-file:{from_env}", "NETPOL_EXPORTER_LOG_LEVEL": "debug"}
+
+    exporter = Exporter(["run", "--config", str(config), "--source", f"hubble-file:{from_flag}",
+                         "--listen", "127.0.0.1:0", "--no-kubernetes"], env=env)
+    try:
+        sources = json.loads(poll(lambda: exporter.get("/api/v1/sources")))["sources"]
+        assert [s["source"] for s in sources] == [f"hubble-file:{from_flag}"]  # the flag beats env and file
+        assert json.loads(exporter.get("/api/v1/denied-flows"))["capacity"] == 7  # the file still applies
+        assert any(entry["level"] == "debug" for entry in exporter.logs)  # and the environment
+    finally:
+        exporter.proc.send_signal(signal.SIGTERM)
+        assert exporter.wait_exit(10) == 0
