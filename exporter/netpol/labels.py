@@ -73,6 +73,7 @@ class LabelSelector:
             (r.key, next(iter(r.values))) for r in self.requirements if r.operator == "In" and len(r.values) == 1
         )
         object.__setattr__(self, "_exact", exact)
+        object.__setattr__(self, "_exact_set", frozenset(exact))
         others = tuple(r for r in self.requirements if not (r.operator == "In" and len(r.values) == 1))
         object.__setattr__(self, "_others", others)
 
@@ -81,6 +82,11 @@ class LabelSelector:
             if labels.get(key) != value:
                 return False
         return all(r.matches(labels) for r in self._others)  # type: ignore[attr-defined]
+
+    @property
+    def exact_pairs(self) -> frozenset[tuple[str, str]]:
+        """The key=value pairs every selected object carries (matchLabels and one-value `In`)."""
+        return self._exact_set  # type: ignore[attr-defined]
 
     def index_key(self) -> tuple[str, str] | None:
         """One key=value every selected object carries (to index selectors by), if any."""

@@ -117,7 +117,21 @@ def _representative_labels(selector: LabelSelector) -> Labels | None:
     return result if selector.matches(result) else None
 
 
-def _check_no_dns(lp: LoadedPolicy, same_namespace: Sequence[NetworkPolicy]) -> Iterable[Finding]:
+def _allows_dns(policy: NetworkPolicy) -> bool:
+    """Whether an egress rule of the policy allows UDP/53 to kube-dns (an ipBlock rule: maybe)."""
+    if not policy.affects_egress:
+        return False
+    for rule in policy.egress:
+        if not rule_matches_ports(rule, 53, "UDP", ()):
+            continue
+        # An ipBlock may hold the DNS service or node-local DNS address: give it the benefit of the doubt.
+        if rule_matches_peer(rule, policy.namespace, KUBE_DNS) or any(p.ip_block for p in rule.peers or ()):
+            return True
+    return False
+
+
+def _check_no_dns(lp: LoadedPolicy, dns_policies: Sequence[NetworkPolicy]) -> Iterable[Finding]:
+    """`dns_policies`: the policies of the namespace that allow DNS."""
     policy = lp.policy
     if not policy.affects_egress:
         return
@@ -125,15 +139,8 @@ def _check_no_dns(lp: LoadedPolicy, same_namespace: Sequence[NetworkPolicy]) -> 
     if labels is None:
         return
     pod = Endpoint(key="?", namespace=policy.namespace, labels=labels)
-    for other in same_namespace:
-        if not other.affects_egress or not selects(other, pod):
-            continue
-        for rule in other.egress:
-            if not rule_matches_ports(rule, 53, "UDP", ()):
-                continue
-            # An ipBlock may hold the DNS service or node-local DNS address: give it the benefit of the doubt.
-            if rule_matches_peer(rule, other.namespace, KUBE_DNS) or any(p.ip_block for p in rule.peers or ()):
-                return
+    if any(selects(other, pod) for other in dns_policies):
+        return
     path = "spec.egress" if policy.egress else "spec.policyTypes"
     yield _finding(
         lp,
@@ -185,12 +192,15 @@ def _check_ignored_rules(lp: LoadedPolicy) -> Iterable[Finding]:
 def _check_shadowed(policies: Sequence[LoadedPolicy]) -> Iterable[Finding]:
     """Rules another rule of the same namespace covers, for every pod the shadowed rule's policy selects."""
     order = {id(lp.policy): n for n, lp in enumerate(policies)}
+    by_namespace: dict[str, list[LoadedPolicy]] = {}
+    for lp in policies:
+        by_namespace.setdefault(lp.policy.namespace, []).append(lp)
     for lp in policies:
         for direction in (INGRESS, EGRESS):
             if not lp.policy.affects(direction):
                 continue
             for rule in lp.policy.rules(direction):
-                broader = _broader_rule(lp.policy, rule, policies, order, direction)
+                broader = _broader_rule(lp.policy, rule, by_namespace[lp.policy.namespace], order, direction)
                 if broader is not None:
                     other, by = broader
                     at = by.path if other is lp.policy else f"{other.key} {by.path}"
@@ -208,9 +218,13 @@ def _broader_rule(
     policy: NetworkPolicy, rule: Rule, policies: Sequence[LoadedPolicy], order: dict[int, int], direction: str
 ) -> tuple[NetworkPolicy, Rule] | None:
     mine = (order[id(policy)], rule.index)
+    my_pairs = policy.pod_selector.exact_pairs
     for lp in policies:
         other = lp.policy
         if other.namespace != policy.namespace or not other.affects(direction):
+            continue
+        # Necessary for coverage (and cheap): every key=value the other selector requires, this one does.
+        if not other.pod_selector.exact_pairs <= my_pairs:
             continue
         if not selector_covers(other.pod_selector, policy.pod_selector):
             continue
@@ -236,13 +250,14 @@ def lint(loaded: Loaded) -> list[Finding]:
                 "error", "invalid", _doc_policy_name(doc.obj), err.path, err.message, doc.where(err.path).split(" (")[0]
             )
         )
-    by_namespace: dict[str, list[NetworkPolicy]] = {}
+    dns_by_namespace: dict[str, list[NetworkPolicy]] = {}
     for lp in loaded.policies:
-        by_namespace.setdefault(lp.policy.namespace, []).append(lp.policy)
+        if _allows_dns(lp.policy):
+            dns_by_namespace.setdefault(lp.policy.namespace, []).append(lp.policy)
     for lp in loaded.policies:
         findings.extend(_check_or_peers(lp))
         findings.extend(_check_name_label(lp))
-        findings.extend(_check_no_dns(lp, by_namespace[lp.policy.namespace]))
+        findings.extend(_check_no_dns(lp, dns_by_namespace.get(lp.policy.namespace, [])))
         findings.extend(_check_open_peers(lp))
         findings.extend(_check_ignored_rules(lp))
     findings.extend(_check_shadowed(loaded.policies))

@@ -21,6 +21,8 @@ from exporter.netpol.policy import NetworkPolicy, parse_policy
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 KUSTOMIZE_TIMEOUT_S = 60
+# libyaml's parser when PyYAML has it (about 10x faster); same nodes and marks.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def node_line(node: yaml.Node | None, path: str) -> int | None:
 
 
 def _documents_from_text(text: str, source: str) -> Iterator[Document]:
-    loader = yaml.SafeLoader(text)
+    loader = _LOADER(text)
     try:
         number = 0
         while loader.check_node():
