@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -20,6 +20,9 @@ from exporter.exposition import MetricFamily
 from exporter.pipeline import Pipeline
 from exporter.service.scrape import GCPause
 from exporter.sources.base import Source
+
+if TYPE_CHECKING:
+    from exporter.service.webconfig import WebConfig
 
 log = logging.getLogger("netpol_exporter.service")
 
@@ -74,7 +77,7 @@ class Service:
         *,
         listen: str,
         enrichment: Enrichment | None = None,
-        web_config: Any = None,  # exporter.service.webconfig.WebConfig
+        web_config: WebConfig | None = None,
         state_dir: str | None = None,
         expiry_interval: float = EXPIRY_INTERVAL,
     ) -> None:
@@ -157,6 +160,7 @@ class Service:
     async def _supervise(self, source: Source) -> None:
         attempt = 0
         while not self.stop_event.is_set():
+            started = time.monotonic()
             try:
                 await source.run(self.stop_event)
                 return  # finished on its own (stdin at EOF) or stopped
@@ -164,6 +168,8 @@ class Service:
                 raise
             except Exception as exc:
                 self.stats.source_failures[source.spec] = self.stats.source_failures.get(source.spec, 0) + 1
+                if time.monotonic() - started > RESTART_BACKOFF[-1]:
+                    attempt = 0  # it ran for a while: start the backoff over
                 delay = RESTART_BACKOFF[min(attempt, len(RESTART_BACKOFF) - 1)]
                 attempt += 1
                 source.set_state("failed", f"{type(exc).__name__}: {exc}")

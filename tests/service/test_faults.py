@@ -63,3 +63,13 @@ async def test_sources_are_closed_on_stop() -> None:
     async with running_service(lambda p: [ListSource("test:a", p), ListSource("test:b", p)]) as (service, _url):
         await wait_for(lambda: all(s.status.state == "running" for s in service.sources))
     assert all(s.closed and s.status.state == "stopped" for s in service.sources)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("listen", "expected"), [
+    ("0.0.0.0:10215", ("0.0.0.0", 10215)), ("[::1]:9", ("::1", 9)), (":10215", ("0.0.0.0", 10215)),
+    ("localhost:0", ("localhost", 0)),
+])
+def test_split_listen(listen: str, expected: tuple[str, int]) -> None:
+    from exporter.service.runtime import split_listen
+
+    assert split_listen(listen) == expected

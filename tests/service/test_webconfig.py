@@ -183,3 +183,17 @@ async def test_rate_limit() -> None:
         async with http.get(url + "/healthz") as resp:
             assert resp.status == 200
     assert statuses == [200, 200, 429]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("0", 0.0), ("1s", 1.0), ("500ms", 0.5), ("1m30s", 90.0),
+                                               ("2h", 7200.0)])
+def test_parse_duration(text: str, seconds: float) -> None:
+    from exporter.service.webconfig import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+def test_inline_pem_values(certs) -> None:  # type: ignore[no-untyped-def]
+    web = parse_web_config({"tls_server_config": {"cert": certs.server_cert.read_text(),
+                                                  "key": certs.server_key.read_text()}})
+    assert web.ssl_context is not None and not web.require_client_cert
