@@ -110,6 +110,8 @@ class FileSource(Source):
                 self._count_overlong()
             await self._ingest(lines)
             self._update_backlog()
+            if time.monotonic() - self._last_checkpoint >= self.opts.checkpoint_interval_seconds:
+                await self._save_checkpoint_async()  # also while working through a long backlog
         return got
 
     async def _ingest(self, lines: list[bytes]) -> None:

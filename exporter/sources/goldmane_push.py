@@ -8,13 +8,15 @@ answer but 200. So a batch is answered only once every line of it is ingested, a
 - 400 when the request itself is unusable (body not UTF-8, gzip body that does not inflate),
   413 above `max_body_bytes`, 415 for a content type that is not NDJSON/JSON/text — nothing of such
   a request is counted, so a retry never double counts.
-Any path is accepted (PUSH_URL may carry one); GET on `/` answers a short description.
+Any path is accepted (PUSH_URL may carry one); GET on `/` answers a short description. Optional HTTPS
+and client-certificate verification (`tls_cert_file`, `tls_key_file`, `client_ca_file`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Any
 
 from aiohttp import web
@@ -38,9 +40,29 @@ class GoldmanePushSource(Source):
         self.host, self.port = host, port
         self.opts = options or GoldmanePushOptions()
         self.metrics = source_metrics(pipeline)
+        self.ssl_context = self._ssl_context()  # built now: an unreadable file is a startup error
         self.bound_port: int | None = None
         self._runner: web.AppRunner | None = None
         self._batches = 0
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        o = self.opts
+        if not (o.tls_cert_file or o.tls_key_file or o.client_ca_file):
+            return None
+        if not (o.tls_cert_file and o.tls_key_file):
+            raise ValueError(f"source {self.spec!r}: goldmane_push.tls_cert_file and tls_key_file are both needed "
+                             "for HTTPS")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(o.tls_cert_file, o.tls_key_file)
+            if o.client_ca_file:
+                context.load_verify_locations(o.client_ca_file)
+                context.verify_mode = ssl.CERT_REQUIRED
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"source {self.spec!r}: cannot load the push receiver's TLS files "
+                             f"({o.tls_cert_file}, {o.tls_key_file}, {o.client_ca_file}): {exc}") from None
+        return context
 
     async def run(self, stop: asyncio.Event) -> None:
         app = web.Application(client_max_size=self.opts.max_body_bytes)
@@ -48,7 +70,7 @@ class GoldmanePushSource(Source):
         app.router.add_get("/", self._handle_get)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         try:
             await site.start()
         except OSError as exc:
@@ -59,8 +81,9 @@ class GoldmanePushSource(Source):
             return
         sockets = [s for s in self._runner.addresses if isinstance(s, tuple)]
         self.bound_port = int(sockets[0][1]) if sockets else self.port
-        self.set_state("running", f"listening on {self.host}:{self.bound_port}")
-        log.info("%s: receiving Goldmane pushes on %s:%d", self.spec, self.host, self.bound_port)
+        scheme = "https" if self.ssl_context else "http"
+        self.set_state("running", f"listening on {scheme}://{self.host}:{self.bound_port}")
+        log.info("%s: receiving Goldmane pushes on %s://%s:%d", self.spec, scheme, self.host, self.bound_port)
         try:
             await stop.wait()
         finally:

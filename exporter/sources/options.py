@@ -48,6 +48,9 @@ class RelayOptions(_Options):
 
 
 class GoldmanePushOptions(_Options):
+    tls_cert_file: str | None = Field(None, description="Serve HTTPS with this certificate (PEM, with chain).")
+    tls_key_file: str | None = Field(None, description="Private key of tls_cert_file (PEM).")
+    client_ca_file: str | None = Field(None, description="Require client certificates signed by this CA (mTLS).")
     max_body_bytes: int = Field(64 << 20, ge=1024, description="Largest accepted POST body (413 beyond).")
     batch_lines: int = Field(1000, ge=1, description="Lines per Pipeline.ingest call while a body is counted.")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -15,6 +17,7 @@ from exporter.pipeline import Pipeline
 from exporter.sources import make_source
 from exporter.sources.goldmane_push import GoldmanePushSource
 from exporter.sources.options import GoldmanePushOptions
+from tests.sources.certs import write_tls_files
 from tests.sources.goldmane_flows import (
     ALLOW,
     CALICO_NP,
@@ -164,3 +167,38 @@ async def test_port_in_use_fails_clearly() -> None:
         second = make_source(f"calico-goldmane-push:127.0.0.1:{first.bound_port}", pipeline, Config())
         await asyncio.wait_for(second.run(asyncio.Event()), 5)
         assert second.status.state == "failed" and "cannot listen" in second.status.detail
+
+
+async def test_push_over_https_with_client_certificates(tmp_path: Path) -> None:
+    tls = write_tls_files(tmp_path, "netpol-exporter.test")
+    (tmp_path / "server.pem").write_bytes(tls.server.cert)
+    (tmp_path / "server-key.pem").write_bytes(tls.server.key)
+    pipeline = Pipeline()
+    source = GoldmanePushSource(
+        "calico-goldmane-push:127.0.0.1:0", pipeline, "127.0.0.1", 0,
+        GoldmanePushOptions(tls_cert_file=str(tmp_path / "server.pem"), tls_key_file=str(tmp_path / "server-key.pem"),
+                            client_ca_file=str(tls.ca)))
+    body = goldmane_flow(packets_in=9)
+    async with Running(source):
+        await until(lambda: source.bound_port is not None)
+        url = f"https://127.0.0.1:{source.bound_port}/"
+        trust = ssl.create_default_context(cafile=str(tls.ca))
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.ClientError):  # no client certificate: the handshake fails
+                async with session.post(url, data=body, ssl=trust):
+                    pass
+            trust.load_cert_chain(str(tls.client_cert), str(tls.client_key))
+            async with session.post(url, data=body, ssl=trust,
+                                    headers={"Content-Type": "application/x-ndjson"}) as resp:
+                assert resp.status == 200
+    assert total(pipeline) == 9 and source.stats.read == 1
+
+
+def test_push_tls_files_must_be_readable(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot load the push receiver's TLS files"):
+        GoldmanePushSource("calico-goldmane-push:127.0.0.1:0", Pipeline(), "127.0.0.1", 0,
+                           GoldmanePushOptions(tls_cert_file=str(tmp_path / "no.pem"),
+                                               tls_key_file=str(tmp_path / "k")))
+    with pytest.raises(ValueError, match="both needed"):
+        GoldmanePushSource("calico-goldmane-push:127.0.0.1:0", Pipeline(), "127.0.0.1", 0,
+                           GoldmanePushOptions(client_ca_file=str(tmp_path / "ca.pem")))
