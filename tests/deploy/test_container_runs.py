@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.core.flows import calico_line, hubble_line
-from tests.deploy.manifests import REPO, Obj, Rendered, arg_value, containers, pod_spec
+from tests.deploy.manifests import NODE_FILE_READERS, REPO, Obj, Rendered, arg_value, containers, pod_spec
 
 START_TIMEOUT_S = 30
 COUNT_TIMEOUT_S = 20
@@ -185,10 +185,8 @@ def test_manifest_command_serves_and_counts(overlay: Rendered, running: Running)
     assert status == 200
 
 
-def test_file_readers_checkpoint_into_the_state_dir(overlay: Rendered, request: pytest.FixtureRequest) -> None:
-    if not arg_value(_exporter(overlay), "--source")[0].startswith(("hubble-file:", "calico-file:")):
-        pytest.skip("only file sources checkpoint read positions")
-    running: Running = request.getfixturevalue("running")
+@pytest.mark.parametrize("overlay", sorted(NODE_FILE_READERS), indirect=True)
+def test_file_readers_checkpoint_into_the_state_dir(overlay: Rendered, running: Running) -> None:
     [state_dir] = arg_value(_exporter(overlay), "--state-dir")
     local_state = running.paths[state_dir]
     where = Path(running.source.split(":", 1)[1])
