@@ -25,6 +25,7 @@ def test_container_hardening(overlay: Rendered) -> None:
     pod = pod_spec(workload)
     for field in FORBIDDEN_POD_FIELDS:
         assert not pod.get(field), f"{ident(workload)}: {field}"
+    assert pod.get("nodeSelector", {}).get("kubernetes.io/os") == "linux", f"{ident(workload)}: a Linux-only image"
     for container in containers(workload):
         where = f"{ident(workload)} container {container['name']}"
         context = container.get("securityContext", {})
