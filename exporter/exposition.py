@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gzip
 import math
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from exporter.store import SeriesStore, escape_label_value
@@ -39,6 +40,9 @@ def _number(value: float) -> str:
     return repr(value)
 
 
+format_number = _number  # public name for streaming renderers
+
+
 def _header(out: list[str], name: str, type_: str, help_text: str, openmetrics: bool) -> str:
     """Write HELP/TYPE lines; returns the sample name."""
     help_text = help_text.replace("\\", "\\\\").replace("\n", "\\n")
@@ -48,10 +52,22 @@ def _header(out: list[str], name: str, type_: str, help_text: str, openmetrics: 
     return sample
 
 
-def render_store(out: list[str], store: SeriesStore, openmetrics: bool) -> None:
-    sample = _header(out, store.name, "counter", store.help, openmetrics)
+CHUNK_SERIES = 2000  # series per yielded chunk: bounded memory however many series there are
+
+
+def _store_chunks(store: SeriesStore, openmetrics: bool) -> Iterator[str]:
+    head: list[str] = []
+    sample = _header(head, store.name, "counter", store.help, openmetrics)
     prefix = sample + "{"
-    out.extend(f"{prefix}{labels}}} {_number(value)}\n" for labels, value in store.samples())
+    yield head[0]
+    chunk: list[str] = []
+    for labels, value in store.samples():
+        chunk.append(f"{prefix}{labels}}} {_number(value)}\n")
+        if len(chunk) >= CHUNK_SERIES:
+            yield "".join(chunk)
+            chunk.clear()
+    if chunk:
+        yield "".join(chunk)
 
 
 def render_family(out: list[str], family: MetricFamily, openmetrics: bool) -> None:
@@ -65,17 +81,38 @@ def render_family(out: list[str], family: MetricFamily, openmetrics: bool) -> No
             out.append(f"{sample} {_number(value)}\n")
 
 
-def render(
+def iter_render(
     stores: Iterable[SeriesStore], families: Iterable[MetricFamily], *, openmetrics: bool = False
-) -> bytes:
-    out: list[str] = []
+) -> Iterator[bytes]:
+    """The exposition in chunks of about CHUNK_SERIES lines (stream them; peak memory stays small)."""
     for store in stores:
-        render_store(out, store, openmetrics)
+        for text in _store_chunks(store, openmetrics):
+            yield text.encode()
+    out: list[str] = []
     for family in families:
         render_family(out, family, openmetrics)
     if openmetrics:
         out.append("# EOF\n")
-    return "".join(out).encode()
+    yield "".join(out).encode()
+
+
+def render(
+    stores: Iterable[SeriesStore], families: Iterable[MetricFamily], *, openmetrics: bool = False
+) -> bytes:
+    return b"".join(iter_render(stores, families, openmetrics=openmetrics))
+
+
+class GzipChunks:
+    """Incremental gzip of a chunk stream (for streamed HTTP responses)."""
+
+    def __init__(self, level: int = 1) -> None:
+        self._z = zlib.compressobj(level, zlib.DEFLATED, 31)
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self._z.compress(chunk)
+
+    def finish(self) -> bytes:
+        return self._z.flush()
 
 
 def negotiate(accept: str | None) -> tuple[bool, str]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from exporter.config import Config
 from exporter.counting import FlowCounter
-from exporter.exposition import render
+from exporter.exposition import iter_render, render
 from exporter.model import (
     FAMILY_HELP,
     FAMILY_LABELS,
@@ -18,7 +18,6 @@ from exporter.model import (
     DecodeError,
     Family,
     FlowRecord,
-    LostEvents,
 )
 from exporter.selfmetrics import SelfMetrics, SourceStats
 from exporter.store import SeriesStore
@@ -96,17 +95,16 @@ class Pipeline:
                 continue
             if record is None:
                 ignored += 1
-            elif type(record) is LostEvents:
-                lost += record.count
-                ignored += 1
-            else:
-                assert isinstance(record, FlowRecord)
+            elif type(record) is FlowRecord:
                 if record.time_ns > last_ns:
                     last_ns = record.time_ns
                 if count(record, now, stats):
                     counted += 1
                 else:
                     ignored += 1
+            else:  # LostEvents
+                lost += record.count  # type: ignore[union-attr]
+                ignored += 1
         stats.read += read
         stats.counted += counted
         stats.ignored += ignored
@@ -124,6 +122,10 @@ class Pipeline:
 
     def render(self, *, openmetrics: bool = False) -> bytes:
         return render(self.stores.values(), self.self_metrics.families(), openmetrics=openmetrics)
+
+    def iter_render(self, *, openmetrics: bool = False) -> Iterator[bytes]:
+        """The exposition in bounded chunks: what a server should stream at 100k series."""
+        return iter_render(self.stores.values(), self.self_metrics.families(), openmetrics=openmetrics)
 
     def _remember_denied(self, record: FlowRecord, policy: str, stats: SourceStats) -> None:
         self.recent_denied.append(DeniedFlow(

@@ -6,6 +6,8 @@ import calendar
 import time
 from functools import lru_cache
 
+_SCALE = tuple(10 ** (9 - n) for n in range(10))
+
 
 @lru_cache(maxsize=4096)
 def _epoch_seconds(prefix: str) -> int:
@@ -13,26 +15,30 @@ def _epoch_seconds(prefix: str) -> int:
     return calendar.timegm(time.strptime(prefix, "%Y-%m-%dT%H:%M:%S"))
 
 
+def _fraction(digits: str, value: str) -> int:
+    if not digits:
+        return 0
+    if len(digits) > 9 or not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"malformed fractional seconds in {value!r}")
+    return int(digits) * _SCALE[len(digits)]
+
+
 def parse_rfc3339_ns(value: str) -> int:
     """Nanoseconds since the epoch; raises ValueError on a malformed timestamp."""
-    if len(value) < 20:
+    if len(value) < 20 or value[10] not in "Tt ":
         raise ValueError(f"malformed timestamp {value!r}")
-    seconds = _epoch_seconds(value[:19])
-    rest = value[19:]
-    nanos = 0
-    if rest.startswith("."):
-        end = 1
-        while end < len(rest) and rest[end].isdigit():
-            end += 1
-        digits = rest[1:end]
-        if not digits or len(digits) > 9:
-            raise ValueError(f"malformed fractional seconds in {value!r}")
-        nanos = int(digits.ljust(9, "0"))
-        rest = rest[end:]
-    if rest in ("Z", "z"):
-        offset = 0
-    elif len(rest) == 6 and rest[0] in "+-" and rest[3] == ":":
-        offset = (int(rest[1:3]) * 3600 + int(rest[4:6]) * 60) * (1 if rest[0] == "+" else -1)
-    else:
+    seconds = _epoch_seconds(value[:10] + "T" + value[11:19])
+    if value[-1] in "Zz":  # the common case: UTC, as Hubble writes
+        if len(value) == 20:
+            return seconds * 1_000_000_000
+        if value[19] != ".":
+            raise ValueError(f"malformed timestamp {value!r}")
+        return seconds * 1_000_000_000 + _fraction(value[20:-1], value)
+    zone = value[-6:]
+    if len(zone) != 6 or zone[0] not in "+-" or zone[3] != ":" or not (zone[1:3] + zone[4:]).isdigit():
         raise ValueError(f"malformed timezone in {value!r}")
-    return (seconds - offset) * 1_000_000_000 + nanos
+    middle = value[19:-6]
+    if middle and middle[0] != ".":
+        raise ValueError(f"malformed timestamp {value!r}")
+    offset = (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60) * (1 if zone[0] == "+" else -1)
+    return (seconds - offset) * 1_000_000_000 + _fraction(middle[1:], value)

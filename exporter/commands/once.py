@@ -96,7 +96,8 @@ def main(args: argparse.Namespace) -> int:
     reporter.summary()
     if enrichment is not None:
         enrichment.stop()
-    sys.stdout.buffer.write(pipeline.render(openmetrics=args.openmetrics))
+    for chunk in pipeline.iter_render(openmetrics=args.openmetrics):
+        sys.stdout.buffer.write(chunk)
     sys.stdout.flush()
     return status
 

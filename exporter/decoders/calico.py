@@ -7,6 +7,7 @@ Aggregation writes `null` for addresses and ports and `"-"` for names, namespace
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Final
 
 import msgspec
@@ -27,12 +28,14 @@ from exporter.naming import (
 _DIRECTIONS: Final = {"dst": "ingress", "src": "egress"}
 _ACTIONS: Final = {"allow": Family.ALLOWED, "deny": Family.DROPPED}
 POLICY_DENIED: Final = "POLICY_DENIED"
+_NONE: Final = (None, "-", "")
 
 
 class _Policies(msgspec.Struct, gc=False):
+    # pending_policies is never read (it may show a staged deny on allowed traffic), so not declared;
+    # all_policies is decoded only when enforced_policies is absent.
     enforced_policies: list[str] | None = None
-    all_policies: list[str] | None = None
-    pending_policies: list[str] | None = None
+    all_policies: msgspec.Raw = msgspec.Raw(b"")
 
 
 class _Record(msgspec.Struct, gc=False):
@@ -44,14 +47,14 @@ class _Record(msgspec.Struct, gc=False):
     source_namespace: str | None = None
     source_port: int | None = None
     source_type: str | None = None
-    source_labels: Any = None
+    source_labels: msgspec.Raw = msgspec.Raw(b"")
     dest_ip: str | None = None
     dest_name: str | None = None
     dest_name_aggr: str | None = None
     dest_namespace: str | None = None
     dest_port: int | None = None
     dest_type: str | None = None
-    dest_labels: Any = None
+    dest_labels: msgspec.Raw = msgspec.Raw(b"")
     proto: str | int | None = None
     action: str = ""
     reporter: str | None = None
@@ -61,14 +64,20 @@ class _Record(msgspec.Struct, gc=False):
 
 
 _decode = msgspec.json.Decoder(_Record).decode
+_decode_strings = msgspec.json.Decoder(list[str] | None).decode
+_decode_any = msgspec.json.Decoder().decode
 
 
 def _present(value: str | None) -> str:
     return "" if value is None or value == "-" else value
 
 
-def _labels(raw: Any) -> dict[str, str]:
-    items = raw.get("labels") if isinstance(raw, dict) else raw
+def _labels(raw: msgspec.Raw) -> dict[str, str]:
+    try:
+        parsed: Any = _decode_any(raw) if raw else None
+    except msgspec.DecodeError:
+        return {}
+    items = parsed.get("labels") if isinstance(parsed, dict) else parsed
     out: dict[str, str] = {}
     if isinstance(items, list):
         for item in items:
@@ -81,8 +90,20 @@ def _labels(raw: Any) -> dict[str, str]:
 
 
 def calico_peer(kind: str | None, name: str | None, aggr: str | None, namespace: str | None,
-                labels: Any, ip: str | None) -> Peer:
+                labels: msgspec.Raw, ip: str | None) -> Peer:
     """Contract naming for one side of a Calico flow (wep, hep, ns, net)."""
+    if not ip and (aggr not in _NONE or name not in _NONE):
+        return _cached_peer(kind, name, aggr, namespace)
+    return _peer(kind, name, aggr, namespace, labels, ip)
+
+
+@lru_cache(maxsize=65536)
+def _cached_peer(kind: str | None, name: str | None, aggr: str | None, namespace: str | None) -> Peer:
+    return _peer(kind, name, aggr, namespace, msgspec.Raw(b""), None)
+
+
+def _peer(kind: str | None, name: str | None, aggr: str | None, namespace: str | None,
+          labels: msgspec.Raw, ip: str | None) -> Peer:
     ns = _present(namespace)
     name_ = _present(name)
     aggr_ = _present(aggr)
@@ -107,8 +128,12 @@ def calico_peer(kind: str | None, name: str | None, aggr: str | None, namespace:
     return Peer(UNKNOWN, "", addr)
 
 
-def _hits(strings: list[str]) -> list[PolicyHit]:
-    return [parse_policy_string(s) for s in strings]
+@lru_cache(maxsize=16384)
+def _deciding_policies(strings: tuple[str, ...], action: str) -> tuple[str, ...]:
+    """The deciding policy's label for a record's policy strings; () for a profile or no hit."""
+    hits: list[PolicyHit] = [parse_policy_string(s) for s in strings]
+    hit = deciding_hit(hits, action)
+    return (hit.label,) if hit is not None and not hit.profile else ()
 
 
 def decode_line(line: bytes) -> FlowRecord | None:
@@ -129,30 +154,34 @@ def decode_line(line: bytes) -> FlowRecord | None:
     policies: tuple[str, ...] = ()
     pol = rec.policies
     if pol is not None:
-        strings = pol.enforced_policies if pol.enforced_policies is not None else pol.all_policies
+        try:
+            strings = pol.enforced_policies
+            if strings is None and pol.all_policies:
+                strings = _decode_strings(pol.all_policies)
+        except msgspec.ValidationError as exc:
+            raise DecodeError(str(exc), "$.policies.all_policies") from None
         if strings:
             try:
-                hit = deciding_hit(_hits(strings), rec.action)
+                policies = _deciding_policies(tuple(strings), rec.action)
             except PolicyStringError as exc:
                 raise DecodeError(str(exc), "$.policies") from None
-            if hit is not None and not hit.profile:
-                policies = (hit.label,)
     protocol = protocol_label(str(rec.proto)) if rec.proto is not None else ""
     end = rec.end_time or rec.start_time or 0
     return FlowRecord(
-        kind=CALICO_FLOW,
-        verdict=family,
-        policies=policies,
-        direction=_DIRECTIONS.get(rec.reporter or "", "unknown"),
-        source=calico_peer(rec.source_type, rec.source_name, rec.source_name_aggr, rec.source_namespace,
-                           rec.source_labels, rec.source_ip),
-        destination=calico_peer(rec.dest_type, rec.dest_name, rec.dest_name_aggr, rec.dest_namespace,
-                                rec.dest_labels, rec.dest_ip),
-        destination_port=port_label(protocol, rec.dest_port),
-        protocol=protocol,
-        reason=POLICY_DENIED if family is Family.DROPPED else "",
-        packets=packets,
-        time_ns=int(end * 1_000_000_000),
-        source_port=rec.source_port or 0,
-        port_or_type=rec.dest_port or 0,
+        CALICO_FLOW,
+        family,
+        policies,
+        _DIRECTIONS.get(rec.reporter or "", "unknown"),
+        calico_peer(rec.source_type, rec.source_name, rec.source_name_aggr, rec.source_namespace,
+                    rec.source_labels, rec.source_ip),
+        calico_peer(rec.dest_type, rec.dest_name, rec.dest_name_aggr, rec.dest_namespace,
+                    rec.dest_labels, rec.dest_ip),
+        port_label(protocol, rec.dest_port),
+        protocol,
+        POLICY_DENIED if family is Family.DROPPED else "",
+        packets,
+        int(end * 1_000_000_000),
+        "",
+        rec.source_port or 0,
+        rec.dest_port or 0,
     )

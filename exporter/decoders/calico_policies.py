@@ -88,7 +88,7 @@ def parse_policy_string(value: str) -> PolicyHit:
 
 def deciding_hit(hits: list[PolicyHit], action: str) -> PolicyHit | None:
     """For a deny, the hit with action deny; for an allow, the last `allow` hit (earlier ones are pass)."""
-    ordered = sorted(hits, key=lambda h: h.order)
+    ordered = hits if len(hits) < 2 else sorted(hits, key=lambda h: h.order)
     if action == "deny":
         return next((h for h in ordered if h.action == "deny"), None)
     allows = [h for h in ordered if h.action == "allow"]

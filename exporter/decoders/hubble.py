@@ -11,6 +11,7 @@ policy lists kept as raw JSON (validated, not materialized) until an event is kn
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import msgspec
@@ -87,6 +88,28 @@ class _Line(_Flow, gc=False):
 
 _decode = msgspec.json.Decoder(_Line).decode
 
+# Most lines of a real stream are trace events (type 4) that can never count. Their type is read
+# from the raw bytes and the line skipped without decoding: protojson writes `"event_type":{"type":N`
+# (N omitted when 0; spaces possible) near the end of the flow. Only a positive match of another type
+# skips; anything else is fully decoded. The price: a skipped line is not validated beyond its `}`.
+_EVENT_TYPE_KEY = b'"event_type"'
+_COMPACT_TYPE = b':{"type":'
+_COMPACT_COUNTABLE = (b':{"type":1,', b':{"type":1}', b':{"type":5,', b':{"type":5}')
+_SPACED_TYPE = re.compile(rb'\s*:\s*\{\s*"type"\s*:\s*(\d+)')
+_COUNTABLE_TYPES = frozenset({b"1", b"5"})
+
+
+def _cannot_count(line: bytes) -> bool:
+    """True when the line is a flow of an event type that never counts (trace, L7, debug ...)."""
+    at = line.rfind(_EVENT_TYPE_KEY)
+    if at < 0 or b"}" not in line[-3:]:
+        return False
+    at += 12
+    if line.startswith(_COMPACT_TYPE, at):
+        return line[at + 9 : at + 10].isdigit() and not line.startswith(_COMPACT_COUNTABLE, at)
+    m = _SPACED_TYPE.match(line, at)
+    return m is not None and m.group(1) not in _COUNTABLE_TYPES
+
 VERDICT_NAMES: Final = {1: "FORWARDED", 2: "DROPPED", 3: "ERROR", 4: "AUDIT", 5: "REDIRECTED", 6: "TRACED",
                         7: "TRANSLATED"}
 _VERDICT_FAMILY: Final = {
@@ -121,6 +144,8 @@ def reason_name(desc: str | int, number: int) -> str:
 
 
 def decode_line(line: bytes) -> FlowRecord | LostEvents | None:
+    if _cannot_count(line):
+        return None
     try:
         msg = _decode(line)
     except msgspec.ValidationError as exc:

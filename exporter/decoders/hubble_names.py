@@ -91,8 +91,23 @@ def _reserved_name(labels: list[str]) -> str:
     return next(iter(sorted(found))) if found else ""
 
 
+# Endpoints repeat (the same pods talk all day): their raw JSON bytes key a bounded cache of peers.
+_PEER_CACHE_SIZE = 50_000
+_peer_cache: dict[tuple[bytes, str], Peer] = {}
+
+
 def peer_from_endpoint(raw: bytes, ip: str) -> Peer:
     """Name one side of a flow (contract: source, destination, *_namespace)."""
+    key = (bytes(raw), ip)
+    peer = _peer_cache.get(key)
+    if peer is None:
+        if len(_peer_cache) >= _PEER_CACHE_SIZE:
+            _peer_cache.clear()
+        peer = _peer_cache[key] = _name_endpoint(raw, ip)
+    return peer
+
+
+def _name_endpoint(raw: bytes, ip: str) -> Peer:
     ep = _decode_endpoint(raw) if raw else Endpoint()
     labels = ep.labels or []
     namespace = ep.namespace
@@ -132,8 +147,21 @@ def policy_name(policy: Policy) -> str:
     return ""
 
 
+_policy_cache: dict[tuple[bytes, ...], tuple[str, ...]] = {}
+
+
 def policy_names(*raws: bytes) -> tuple[str, ...]:
     """Sorted, de-duplicated policy names from one or more raw `*_allowed_by`/`*_denied_by` lists."""
+    key = tuple(bytes(raw) for raw in raws)
+    names = _policy_cache.get(key)
+    if names is None:
+        if len(_policy_cache) >= _PEER_CACHE_SIZE:
+            _policy_cache.clear()
+        names = _policy_cache[key] = _policy_names(raws)
+    return names
+
+
+def _policy_names(raws: tuple[bytes, ...]) -> tuple[str, ...]:
     names: set[str] = set()
     for raw in raws:
         if raw:

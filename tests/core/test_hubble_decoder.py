@@ -158,3 +158,47 @@ def test_shared_hubble_samples_decode(shared_samples: Path) -> None:
     # export has one POLICY_DENIED and one INVALID_SOURCE_IP drop; the printer test one POLICY_DENIED)
     assert kinds["FlowRecord"] == 6
     assert kinds["LostEvents"] == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "skipped"),
+    [
+        (b'{"flow":{"verdict":"FORWARDED","event_type":{"type":4,"sub_type":3}}}\n', True),
+        (b'{"flow":{"verdict":"FORWARDED","event_type": {"type": 129}}}', True),  # protojson may add spaces
+        (b'{"flow":{"verdict":"FORWARDED","event_type":{"type":5}}}', False),
+        (b'{"flow":{"verdict":"DROPPED","event_type":{"type":1,"sub_type":133}}}', False),
+        (b'{"flow":{"verdict":"FORWARDED","event_type":{"type":4', False),  # truncated: decoded → invalid
+        (b'{"flow":{"verdict":"FORWARDED","event_type":{"sub_type":3}}}', False),  # type 0 omitted
+        (b'{"flow":{"verdict":"FORWARDED","event_type":{"type":12}}}', True),
+        (b'{"flow":{"verdict":"FORWARDED","event_type":{"type":15}}}', True),
+    ],
+)
+def test_trace_prefilter(line: bytes, skipped: bool) -> None:
+    from exporter.decoders.hubble import _cannot_count
+
+    assert _cannot_count(line) is skipped
+
+
+@pytest.mark.parametrize(
+    ("value", "ns"),
+    [
+        ("2024-05-01T10:00:00Z", 1714557600_000_000_000),
+        ("2024-05-01T10:00:00.5Z", 1714557600_500_000_000),
+        ("2024-05-01T10:00:00.123456789Z", 1714557600_123456789),
+        ("2024-05-01T12:00:00.000001+02:00", 1714557600_000001000),
+        ("2024-05-01T09:30:00-00:30", 1714557600_000_000_000),
+    ],
+)
+def test_timestamps(value: str, ns: int) -> None:
+    from exporter.timeparse import parse_rfc3339_ns
+
+    assert parse_rfc3339_ns(value) == ns
+
+
+@pytest.mark.parametrize("value", ["2024-05-01", "2024-05-01T10:00:00.1234567890Z", "2024-05-01T10:00:00.x1Z",
+                                   "2024-05-01T10:00:00+0200", "2024-05-01T10:00:00"])
+def test_bad_timestamps(value: str) -> None:
+    from exporter.timeparse import parse_rfc3339_ns
+
+    with pytest.raises(ValueError):
+        parse_rfc3339_ns(value)

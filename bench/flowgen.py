@@ -1,0 +1,152 @@
+"""Realistic synthetic flow logs for the benchmarks.
+
+Hubble: the mix of a real agent stream — per connection, trace events for every hop of the
+handshake, data and replies (most lines), one policy-verdict event per enforcing side, and for
+denied connections a DROPPED verdict followed by its drop event, retransmitted; a lost-events line
+now and then. Endpoints carry the ~10 labels Cilium attaches, so lines are ~1 KB like real ones.
+Calico: flows.log records at aggregation level 1-2 with enforced/all policies.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+
+NAMESPACES = ["temporal", "temporal-workers", "temporal-monitoring", "databases", "ingress-nginx", "shop"]
+APPS = ["frontend", "history", "matching", "worker", "payment-worker", "prometheus", "postgresql", "elasticsearch",
+        "cart", "checkout", "catalog", "currency", "shipping", "ads", "recommendation"]
+PORTS = [7233, 7234, 7235, 7239, 5432, 9200, 9090, 8080, 443, 53]
+ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def _suffix(rng: random.Random, n: int) -> str:
+    return "".join(rng.choice(ALPHABET) for _ in range(n))
+
+
+def _endpoint(rng: random.Random, ns: str, app: str, pod: str, identity: int) -> dict:
+    return {
+        "ID": rng.randint(100, 4000),
+        "identity": identity,
+        "cluster_name": "prod-eu1",
+        "namespace": ns,
+        "labels": [
+            f"k8s:app={app}",
+            f"k8s:app.kubernetes.io/name={app}",
+            f"k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name={ns}",
+            "k8s:io.cilium.k8s.policy.cluster=prod-eu1",
+            f"k8s:io.cilium.k8s.policy.serviceaccount={app}",
+            f"k8s:io.kubernetes.pod.namespace={ns}",
+        ],
+        "pod_name": pod,
+        "workloads": [{"name": app, "kind": "Deployment"}],
+    }
+
+
+class HubbleGenerator:
+    def __init__(self, seed: int = 1, pods: int = 200) -> None:
+        self.rng = rng = random.Random(seed)
+        self.pods = []
+        for i in range(pods):
+            ns, app = rng.choice(NAMESPACES), rng.choice(APPS)
+            pod = f"{app}-{_suffix(rng, 10)}-{_suffix(rng, 5)}"
+            ip = f"10.{(i >> 8) & 255}.{i & 255}.{rng.randint(2, 250)}"
+            self.pods.append((ip, _endpoint(rng, ns, app, pod, 10000 + i), ns))
+        self.t_ns = 1_714_557_600_000_000_000
+
+    def _time(self, step_us: int) -> str:
+        self.t_ns += step_us * 1000
+        s, ns = divmod(self.t_ns, 1_000_000_000)
+        import time as _t
+
+        return _t.strftime("%Y-%m-%dT%H:%M:%S", _t.gmtime(s)) + f".{ns:09d}Z"
+
+    def _line(self, flow: dict) -> bytes:
+        return json.dumps({"flow": flow, "node_name": flow["node_name"], "time": flow["time"]},
+                          separators=(",", ":")).encode()
+
+    def _flow(self, src: tuple, dst: tuple, sport: int, dport: int, *, event: dict, verdict: str,
+              direction: str, reply: bool = False, **extra: object) -> dict:
+        (sip, sep, _), (dip, dep, _) = (dst, src) if reply else (src, dst)
+        sp, dp = (dport, sport) if reply else (sport, dport)
+        flow = {
+            "time": self._time(self.rng.randint(5, 60)),
+            "uuid": f"{self.rng.getrandbits(128):032x}",
+            "verdict": verdict,
+            "ethernet": {"source": "d2:d9:76:de:f4:90", "destination": "6e:3c:ce:d3:9e:a6"},
+            "IP": {"source": sip, "destination": dip, "ipVersion": "IPv4"},
+            "l4": {"TCP": {"source_port": sp, "destination_port": dp, "flags": {"SYN": True} if not reply else
+                           {"SYN": True, "ACK": True}}},
+            "source": sep, "destination": dep, "Type": "L3_L4", "node_name": "prod-eu1/worker-3",
+            "event_type": event, "traffic_direction": direction, "is_reply": reply,
+            "Summary": "TCP Flags: SYN",
+        }
+        flow.update(extra)
+        return flow
+
+    def connection(self) -> Iterator[bytes]:
+        rng = self.rng
+        src, dst = rng.sample(self.pods, 2)
+        sport, dport = rng.randint(32768, 60999), rng.choice(PORTS)
+        policy = {"name": f"{dst[1]['labels'][0][8:]}-policy", "namespace": dst[2],
+                  "labels": ["k8s:io.cilium.k8s.policy.derived-from=NetworkPolicy"], "revision": "12"}
+        if rng.random() < 0.08:  # denied at ingress: verdict + drop twin, retransmitted
+            for _ in range(rng.randint(1, 3)):
+                yield self._line(self._flow(src, dst, sport, dport, event={"type": 4, "sub_type": 3},
+                                            verdict="FORWARDED", direction="EGRESS",
+                                            trace_observation_point="TO_STACK"))
+                yield self._line(self._flow(src, dst, sport, dport, event={"type": 5}, verdict="DROPPED",
+                                            direction="INGRESS", drop_reason=133, drop_reason_desc="POLICY_DENIED",
+                                            policy_match_type=0))
+                yield self._line(self._flow(src, dst, sport, dport, event={"type": 1, "sub_type": 133},
+                                            verdict="DROPPED", direction="INGRESS", drop_reason=133,
+                                            drop_reason_desc="POLICY_DENIED"))
+                self._time(1_000_000)
+            return
+        yield self._line(self._flow(src, dst, sport, dport, event={"type": 5}, verdict="FORWARDED",
+                                    direction="EGRESS", policy_match_type=1, egress_allowed_by=[
+                                        {"name": "allow-egress", "namespace": src[2], "revision": "3"}]))
+        yield self._line(self._flow(src, dst, sport, dport, event={"type": 5}, verdict="FORWARDED",
+                                    direction="INGRESS", policy_match_type=3, ingress_allowed_by=[policy]))
+        for i in range(rng.randint(6, 14)):  # handshake, data, replies, teardown: trace events
+            yield self._line(self._flow(src, dst, sport, dport, event={"type": 4, "sub_type": rng.randint(0, 11)},
+                                        verdict="FORWARDED", direction="EGRESS" if i % 2 == 0 else "INGRESS",
+                                        reply=i % 2 == 1, trace_observation_point="TO_ENDPOINT"))
+
+    def lines(self, n: int) -> list[bytes]:
+        out: list[bytes] = []
+        while len(out) < n:
+            out.extend(self.connection())
+            if self.rng.random() < 0.002:
+                out.append(b'{"lost_events":{"source":"PERF_EVENT_RING_BUFFER","num_events_lost":"17",'
+                           b'"cpu":{"value":1}},"node_name":"prod-eu1/worker-3","time":"2024-05-01T10:00:00Z"}')
+        return out[:n]
+
+
+def calico_lines(n: int, seed: int = 2) -> list[bytes]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        deny = rng.random() < 0.1
+        sns, dns = rng.choice(NAMESPACES), rng.choice(NAMESPACES)
+        sapp, dapp = rng.choice(APPS), rng.choice(APPS)
+        policy = (f"0|default|{dns}/knp.default.{dapp}-policy|deny|-1" if deny
+                  else f"1|default|{dns}/knp.default.{dapp}-policy|allow|{rng.randint(0, 5)}")
+        out.append(json.dumps({
+            "start_time": 1700000000, "end_time": 1700000300, "source_ip": None, "source_name": "-",
+            "source_name_aggr": f"{sapp}-{_suffix(rng, 10)}-*", "source_namespace": sns, "source_port": None,
+            "source_type": "wep", "source_labels": {"labels": [f"app={sapp}", "pod-template-hash=5d8f7c9b6d"]},
+            "dest_ip": None, "dest_name": "-", "dest_name_aggr": f"{dapp}-{_suffix(rng, 10)}-*",
+            "dest_namespace": dns, "dest_port": rng.choice(PORTS), "dest_type": "wep",
+            "dest_labels": {"labels": [f"app={dapp}"]}, "dest_service_namespace": "-", "dest_service_name": "-",
+            "dest_service_port": "-", "dest_service_port_num": None, "proto": "tcp",
+            "action": "deny" if deny else "allow", "reporter": "dst",
+            "policies": {"all_policies": [policy], "enforced_policies": [policy], "pending_policies": [policy]},
+            "bytes_in": rng.randint(100, 100000), "bytes_out": rng.randint(100, 100000),
+            "num_flows": 3, "num_flows_started": 2, "num_flows_completed": 2,
+            "packets_in": rng.randint(1, 500), "packets_out": 0 if deny else rng.randint(1, 500),
+            "http_requests_allowed_in": 0, "http_requests_denied_in": 0, "process_name": "-",
+            "num_process_names": 0, "process_id": "-", "num_process_ids": 0, "original_source_ips": None,
+            "num_original_source_ips": 0,
+        }).encode())
+    return out
