@@ -21,7 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the chosen command's module is imported (start-up stays fast)."""
     parser = argparse.ArgumentParser(
         prog="netpol-exporter",
         description="Network-policy verdicts from Cilium Hubble and Calico flow logs as Prometheus metrics.",
@@ -29,15 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"netpol-exporter {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
-        try:
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue  # a command whose module is not part of this build
-            raise
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        module.configure(command)
-        command.set_defaults(_main=module.main)
+            module.configure(command_parser)
+            command_parser.set_defaults(_main=module.main)
     return parser
 
 
@@ -51,8 +48,10 @@ def tune_gc() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     tune_gc()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in arguments if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
+    args = parser.parse_args(arguments)
     if not getattr(args, "_main", None):
         parser.print_help(sys.stderr)
         return 2
