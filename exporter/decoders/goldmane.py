@@ -12,7 +12,7 @@ pass); a Profile hit is `default-allow`; an EndOfTier hit is charged to the poli
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -123,6 +123,11 @@ def decode_line(line: bytes) -> FlowRecord | None:
         raise DecodeError(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise DecodeError(f"not valid JSON: {exc}") from None
+    return flow_record(flow)
+
+
+def flow_record(flow: _Flow) -> FlowRecord | None:
+    """The counting view of one Goldmane flow (JSON or protobuf alike)."""
     key = flow.Key
     if key is None:
         raise DecodeError("missing Key", "$.Key")
@@ -157,3 +162,42 @@ def decode_line(line: bytes) -> FlowRecord | None:
         time_ns=(flow.end_time or flow.start_time) * 1_000_000_000,
         port_or_type=key.dest_port,
     )
+
+
+# -- protobuf (the gRPC Flows.Stream API): goldmane.FlowResult bytes ------------------------------------
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _hit_from_pb(pb: Any) -> _Hit:
+    return _Hit(kind=pb.kind, namespace=pb.namespace, name=pb.name, tier=pb.tier, action=pb.action,
+                policy_index=pb.policy_index, rule_index=pb.rule_index,
+                trigger=_hit_from_pb(pb.trigger) if pb.HasField("trigger") else None)
+
+
+def flow_from_pb(pb: Any) -> _Flow:
+    """The JSON decoder's view of a protobuf goldmane.Flow (labels as the JSON list they would be)."""
+    k = pb.Key
+    trace = _Trace([_hit_from_pb(h) for h in k.policies.enforced_policies]) if k.HasField("policies") else None
+    key = _Key(source_name=k.source_name, source_namespace=k.source_namespace, source_type=k.source_type,
+               dest_name=k.dest_name, dest_namespace=k.dest_namespace, dest_type=k.dest_type, dest_port=k.dest_port,
+               proto=k.proto, reporter=k.reporter, action=k.action, policies=trace)
+    return _Flow(Key=key if pb.HasField("Key") else None, start_time=pb.start_time, end_time=pb.end_time,
+                 source_labels=msgspec.Raw(_encode(list(pb.source_labels))) if pb.source_labels else msgspec.Raw(b""),
+                 dest_labels=msgspec.Raw(_encode(list(pb.dest_labels))) if pb.dest_labels else msgspec.Raw(b""),
+                 packets_in=pb.packets_in, packets_out=pb.packets_out)
+
+
+def decode_flow_result(data: bytes) -> FlowRecord | None:
+    """One `goldmane.FlowResult` message of the Flows.Stream API (protobuf bytes)."""
+    from google.protobuf.message import DecodeError as ProtobufDecodeError
+
+    from exporter.proto import goldmane_pb2
+
+    try:
+        result: Any = goldmane_pb2.FlowResult.FromString(data)  # type: ignore[attr-defined]
+    except ProtobufDecodeError as exc:
+        raise DecodeError(f"not a valid goldmane.FlowResult: {exc}") from None
+    if not result.HasField("flow"):
+        return None
+    return flow_record(flow_from_pb(result.flow))

@@ -2,7 +2,7 @@
 
 `make_source(spec, pipeline, config)` builds one from its spec:
   hubble-file:PATH  calico-file:PATH  hubble-stdin  calico-stdin
-  hubble-relay:HOST:PORT  calico-goldmane-push:HOST:PORT
+  hubble-relay:HOST:PORT  calico-goldmane-push:HOST:PORT  calico-goldmane:HOST:PORT (gRPC Flows.Stream)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from exporter.pipeline import Pipeline
 
 SPEC_HELP = ("hubble-file:PATH, calico-file:PATH, hubble-stdin, calico-stdin, hubble-relay:HOST:PORT, "
-             "calico-goldmane-push:HOST:PORT")
+             "calico-goldmane-push:HOST:PORT, calico-goldmane:HOST:PORT")
 _FILE_FORMATS = {"hubble-file": "hubble", "calico-file": "calico"}
 _STDIN_FORMATS = {"hubble-stdin": "hubble", "calico-stdin": "calico"}
 
@@ -32,7 +32,13 @@ def split_host_port(value: str, spec: str) -> tuple[str, int]:
 
 def make_source(spec: str, pipeline: Pipeline, config: Any = None) -> Source:
     """The source for a spec; ValueError with a clear message for a bad spec or unusable options."""
-    from exporter.sources.options import FileOptions, GoldmanePushOptions, RelayOptions, options_from
+    from exporter.sources.options import (
+        FileOptions,
+        GoldmanePushOptions,
+        GoldmaneStreamOptions,
+        RelayOptions,
+        options_from,
+    )
 
     kind, sep, rest = spec.partition(":")
     if kind in _FILE_FORMATS:
@@ -59,6 +65,12 @@ def make_source(spec: str, pipeline: Pipeline, config: Any = None) -> Source:
 
         return GoldmanePushSource(spec, pipeline, host, port,
                                   options_from(config, "goldmane_push", GoldmanePushOptions))
+    if kind == "calico-goldmane":
+        host, port = split_host_port(rest, spec)
+        from exporter.sources.goldmane_stream import GoldmaneStreamSource
+
+        return GoldmaneStreamSource(spec, pipeline, host, port,
+                                    options_from(config, "goldmane_stream", GoldmaneStreamOptions))
     raise ValueError(f"unknown source {spec!r}: expected one of {SPEC_HELP}")
 
 

@@ -29,9 +29,11 @@ class FileOptions(_Options):
     max_line_bytes: int = Field(1 << 20, ge=1024, description="A longer line is discarded as invalid.")
 
 
-class RelayOptions(_Options):
+class GrpcClientOptions(_Options):
+    """TLS and reconnect settings shared by the gRPC streaming sources."""
+
     tls: bool = Field(False, description="Connect with TLS (implied by ca_file, cert_file or server_name).")
-    ca_file: str | None = Field(None, description="PEM CA bundle that signed the relay's certificate "
+    ca_file: str | None = Field(None, description="PEM CA bundle that signed the server's certificate "
                                 "(default: the system roots).")
     cert_file: str | None = Field(None, description="Client certificate (PEM) for mTLS.")
     key_file: str | None = Field(None, description="Client private key (PEM) for mTLS.")
@@ -39,12 +41,22 @@ class RelayOptions(_Options):
                                     "(e.g. `*.default.hubble-grpc.cilium.io` for an agent's Hubble server).")
     backoff_initial_seconds: float = Field(0.5, gt=0, description="First reconnect delay.")
     backoff_max_seconds: float = Field(30.0, gt=0, description="Cap on the reconnect delay (doubling, jittered).")
-    first_response_timeout_seconds: float = Field(
-        30.0, gt=0, description="Reconnect when the relay sends nothing this long after a (re)connect.")
+    first_response_timeout_seconds: float | None = Field(
+        30.0, gt=0, description="Reconnect when the server sends nothing this long after a (re)connect "
+        "(null: no deadline, keepalive pings only).")
     keepalive_seconds: float = Field(30.0, gt=0, description="HTTP/2 keepalive ping interval: a dead "
                                      "connection is noticed within about twice this.")
+
+
+class RelayOptions(GrpcClientOptions):
     server_side_filter: bool = Field(True, description="Ask the relay only for policy-verdict and drop "
                                      "events (event types 5 and 1): the only ones that can count.")
+
+
+class GoldmaneStreamOptions(GrpcClientOptions):
+    first_response_timeout_seconds: float | None = Field(
+        None, gt=0, description="Goldmane sends a flow only when there was traffic in a 15 s bucket: "
+        "no deadline by default.")
 
 
 class GoldmanePushOptions(_Options):

@@ -54,6 +54,7 @@ async def test_stdin_stops_on_request_while_blocked() -> None:
     ("hubble-relay:hubble-relay.kube-system.svc:80", "HubbleRelaySource", "hubble-pb"),
     ("hubble-relay:[::1]:4245", "HubbleRelaySource", "hubble-pb"),
     ("calico-goldmane-push:0.0.0.0:10216", "GoldmanePushSource", "goldmane"),
+    ("calico-goldmane:goldmane.calico-system.svc:7443", "GoldmaneStreamSource", "goldmane"),
 ])
 def test_factory_builds_each_kind(spec: str, kind: str, fmt: str) -> None:
     source = make_source(spec, Pipeline(), Config())
