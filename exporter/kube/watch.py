@@ -115,9 +115,15 @@ class Watcher:
             try:
                 if rv is None:
                     rv = self._list()
+                started, events = time.monotonic(), self.stats.events
                 rv = self._watch(rv)
-                backoff = self.timing.backoff_initial_s
                 gone_in_a_row = 0
+                if self.stats.events == events and time.monotonic() - started < 1.0:
+                    # closed at once without an event (a proxy cutting streams): do not spin
+                    self._stopping.wait(backoff)
+                    backoff = min(backoff * 2, self.timing.backoff_max_s)
+                else:
+                    backoff = self.timing.backoff_initial_s
             except Gone as exc:
                 if self._stopping.is_set():
                     break

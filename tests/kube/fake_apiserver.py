@@ -108,6 +108,7 @@ class FakeAPIServer:
         self.port = 0
         self.requests: list[str] = []  # "GET path?query", for assertions on the client's protocol
         self.bookmark_interval_s = 0.2
+        self.max_watch_s: float | None = None  # end every watch after this long (0: at once)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._sockets: set[socket.socket] = set()
@@ -235,6 +236,8 @@ def _handler(server: FakeAPIServer) -> type[BaseHTTPRequestHandler]:
             _path, kind_name, api_version = PATHS[kind]
             since = int(query.get("resourceVersion") or 0)
             timeout = float(query.get("timeoutSeconds") or 1800)
+            if server.max_watch_s is not None:
+                timeout = min(timeout, server.max_watch_s)
             bookmarks = query.get("allowWatchBookmarks") in ("true", "1", "True")
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

@@ -279,6 +279,17 @@ def test_too_old_watch_resource_version_relists(server: FakeAPIServer,
     assert any("watch=true" in r and "resourceVersion=" in r for r in server.requests)
 
 
+def test_watches_closed_at_once_do_not_spin(server: FakeAPIServer, enriched: tuple[Pipeline, KubeEnrichment]) -> None:
+    server.max_watch_s = 0  # a proxy ending every watch stream right away
+    server.cluster.expire()  # end the open watches (→ relist, then the short watches)
+    time.sleep(1.5)
+    watches = [r for r in server.requests if r.startswith("GET /api/v1/pods?") and "watch=true" in r]
+    assert len(watches) < 12, len(watches)  # backing off, not hundreds of requests
+    server.max_watch_s = None
+    server.cluster.apply("pods", pod("default", "tiefighter", {"org": "empire"}, "10.244.1.61"))
+    wait_for(lambda: ("default", "tiefighter") in enriched[1].state.pods_by_name, what="watching again")
+
+
 def test_expired_continue_token_restarts_the_list(server: FakeAPIServer, tmp_path: Path) -> None:
     """HTTP 410 on a list page: the list starts over without the continue token."""
     pipeline = Pipeline(config_for(server, tmp_path))
