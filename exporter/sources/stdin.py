@@ -63,10 +63,14 @@ class StdinSource(Source):
                 chunk: bytes | BaseException = read(CHUNK_BYTES)
             except (OSError, ValueError) as exc:
                 chunk = exc
+            put = queue.put(chunk)
             try:
-                asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
-            except (RuntimeError, asyncio.CancelledError, concurrent.futures.CancelledError):
-                return  # the loop is gone or the source was stopped
+                asyncio.run_coroutine_threadsafe(put, loop).result()
+            except RuntimeError:  # the loop is closed
+                put.close()
+                return
+            except (asyncio.CancelledError, concurrent.futures.CancelledError):
+                return  # the source was stopped
             if not chunk or isinstance(chunk, BaseException):
                 return
 
