@@ -208,3 +208,18 @@ async def test_backlog_gauge_and_factory(tmp_path: Path) -> None:
     text = pipeline.render().decode()
     assert f'netpol_exporter_source_backlog_bytes{{source="{source.spec}"}} 0' in text
     assert total(pipeline, Family.ALLOWED) == 0
+
+
+async def test_start_at_end_counts_only_new_lines_and_rotated_files_from_start(tmp_path: Path) -> None:
+    log = tmp_path / "flows.log"
+    log.write_bytes(calico_line(1) * 5)
+    pipeline = Pipeline()
+    source = follower(log, pipeline, start_at="end")
+    async with Running(source):
+        await until(lambda: source.status.state == "running")
+        append(log, calico_line(2))
+        await until(lambda: total(pipeline) == 2)
+        os.rename(log, tmp_path / "flows.log.1")
+        log.write_bytes(calico_line(4))
+        await until(lambda: total(pipeline) == 6, what="the rotated-in file from its start")
+    assert source.stats.read == 2
