@@ -31,6 +31,9 @@ log = logging.getLogger("netpol_exporter.kube")
 
 ONCE_SYNC_TIMEOUT_S: Final = 60.0
 SEED_INTERVAL_S: Final = 60.0
+# `run`: how long start() waits for the first sync before sources begin counting (the HTTP server
+# starts after it too; the shipped liveness probes tolerate 60 s).
+START_SYNC_WAIT_S: Final = 10.0
 
 
 class KubeConfigError(Exception):
@@ -70,7 +73,8 @@ class KubeEnrichment:
     """Watches, caches, the enricher and the metrics of one cluster."""
 
     def __init__(self, pipeline: Pipeline, api_client: Any, source: str = "", *,
-                 timing: WatchTiming | None = None, seed_interval_s: float = SEED_INTERVAL_S) -> None:
+                 timing: WatchTiming | None = None, seed_interval_s: float = SEED_INTERVAL_S,
+                 start_sync_wait_s: float = START_SYNC_WAIT_S) -> None:
         self.pipeline = pipeline
         self.api_client = api_client
         self.source = source
@@ -78,6 +82,7 @@ class KubeEnrichment:
         self.state = ClusterState()
         self.enricher = Enricher(self.state)
         self.seed_interval_s = seed_interval_s
+        self.start_sync_wait_s = start_sync_wait_s
         calls = list_calls(api_client)
         kind_sinks = sinks(self.state)
         self.watchers = {kind: Watcher(kind, calls[kind], kind_sinks[kind], timing) for kind in KINDS}
@@ -125,7 +130,10 @@ class KubeEnrichment:
             self.api_client.close()
 
     async def start(self) -> None:
-        """Start watching; zero-seeding runs on the event loop (the stores are not thread-safe)."""
+        """Start watching and wait (bounded) for the first sync, so the first flows counted are enriched.
+
+        Zero-seeding runs on the event loop (the stores are not thread-safe).
+        """
         loop = asyncio.get_running_loop()
         wanted = self._seed_wanted = asyncio.Event()
 
@@ -135,6 +143,9 @@ class KubeEnrichment:
         self.state.on_policies_changed.append(policies_changed)
         self.start_threads()
         self._seed_task = asyncio.create_task(self._seed_loop(wanted), name="kube-seed")
+        if not await asyncio.to_thread(self.wait_synced, self.start_sync_wait_s):
+            log.warning("kubernetes caches not synced after %gs; counting starts without them (flows keep the "
+                        "names they carry until the sync completes)", self.start_sync_wait_s)
 
     async def stop(self) -> None:
         if self._seed_task is not None:
