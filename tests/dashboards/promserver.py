@@ -86,20 +86,21 @@ class Prometheus:
         return self.api("query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}", step=step)
 
 
-def exporter_command(listen: str) -> list[str]:
+def exporter_command(listen: str, seconds: int) -> list[str]:
     exe = shutil.which("netpol-exporter", path=str(Path(sys.executable).parent)) or "netpol-exporter"
     # 4x speed: the minute-long loop of the demo every 15 s; --duration bounds a leaked process.
-    return [exe, "demo", "--listen", listen, "--speed", "4", "--duration", "600"]
+    return [exe, "demo", "--listen", listen, "--speed", "4", "--duration", str(seconds)]
 
 
 @contextlib.contextmanager
-def demo_stack(workdir: Path, rule_files: list[Path]) -> Iterator[Prometheus]:
-    """The exporter's demo and a Prometheus scraping it (1 s) with `rule_files` (evaluated every 1 s)."""
+def demo_stack(workdir: Path, rule_files: list[Path], demo_seconds: int = 600) -> Iterator[Prometheus]:
+    """The exporter's demo (exits after `demo_seconds`) and a Prometheus scraping it every second with
+    `rule_files` evaluated every second."""
     prometheus_bin = shutil.which("prometheus")
     if prometheus_bin is None:
         raise FileNotFoundError("prometheus is not installed (bash scripts/install-test-deps.sh)")
     exporter_addr = f"127.0.0.1:{free_port()}"
-    with process(exporter_command(exporter_addr), workdir / "exporter.log") as exporter:
+    with process(exporter_command(exporter_addr, demo_seconds), workdir / "exporter.log") as exporter:
         wait_for("netpol-exporter demo", lambda: http_get(f"http://{exporter_addr}/metrics")[0] == 200,
                  STARTUP_TIMEOUT, exporter, workdir / "exporter.log")
         prom_addr = f"127.0.0.1:{free_port()}"
