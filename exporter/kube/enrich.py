@@ -74,6 +74,11 @@ class Enricher:
         elif peer.ip and peer.name in _ADDRESS_ONLY:
             info = state.pods_by_ip.get(peer.ip)  # an address the flow source could not name
         if info is None:
+            if namespace and peer.pod:
+                # Calico aggregates a Deployment's pods under their ReplicaSet's name (`web-7d4b9c8f5b-*`)
+                workload = state.rs_workload.get((namespace, peer.pod))
+                if workload is not None and peer.name != (name := pod_peer_name(namespace, workload)):
+                    return Peer(name, namespace, peer.ip, peer.pod, peer.labels), None
             return peer, None
         name = state.peer_name_of(info)
         if name is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -394,3 +395,20 @@ def test_once_command_counts_against_the_cluster(server: FakeAPIServer, tmp_path
     assert plain.returncode == 0, plain.stderr
     assert 'policy="default-deny",direction="ingress",source="monitoring/prometheus"' in plain.stdout
     assert "networkpolicy_info" not in plain.stdout
+
+
+def test_calico_records_get_owner_reference_names(enriched: tuple[Pipeline, KubeEnrichment]) -> None:
+    pipeline, _ = enriched
+    line = json.dumps({
+        "start_time": 1795867200, "end_time": 1795867500, "source_ip": "10.0.1.9", "source_name": "prometheus-0",
+        "source_name_aggr": "prometheus-*", "source_namespace": "monitoring", "source_port": None,
+        "source_type": "wep", "source_labels": {"labels": ["app=prometheus"]}, "dest_ip": "10.0.0.5",
+        "dest_name": "web-7d4b9c8f5b-x2x9z", "dest_name_aggr": "web-7d4b9c8f5b-*", "dest_namespace": "shop",
+        "dest_port": 8080, "dest_type": "wep", "dest_labels": {"labels": ["app=web"]}, "proto": "tcp",
+        "action": "deny", "reporter": "dst",
+        "policies": {"all_policies": ["0|default|shop/knp.default.web-ingress|deny|-1"]},
+        "packets_in": 3, "packets_out": 0,
+    }).encode()
+    pipeline.ingest(pipeline.source("calico:test", "calico"), [line])
+    assert dropped(pipeline) == {("shop/web-ingress", "ingress", "monitoring/prometheus", "monitoring",
+                                  "shop/storefront", "shop", "8080", "TCP", "POLICY_DENIED"): 3}

@@ -6,9 +6,9 @@ import msgspec
 import pytest
 
 from exporter.kube.enrich import Enricher, hubble_pod_labels
-from exporter.kube.objects import Pod
+from exporter.kube.objects import MetaOnly, Pod
 from exporter.kube.state import ClusterState, cronjob_of_job, last_change_time
-from exporter.model import HUBBLE_VERDICT, Family, FlowRecord, Peer
+from exporter.model import CALICO_FLOW, HUBBLE_VERDICT, Family, FlowRecord, Peer
 from tests.kube.cluster import DEFAULT_DENY_ALL, WEB_INGRESS, owner, pod
 
 
@@ -85,3 +85,14 @@ def test_attribution_cache_follows_policy_changes() -> None:
     state.delete_policy(WEB_INGRESS)
     state.delete_policy(DEFAULT_DENY_ALL)
     assert enricher(drop("ingress", src, dst)).policies == ()
+
+
+def test_an_aggregated_replicaset_name_is_named_after_its_deployment() -> None:
+    """Calico's `*_name_aggr` of a Deployment's pods is the ReplicaSet name (when a decoder passes it as `pod`)."""
+    state = ClusterState()
+    state.upsert_replicaset(msgspec.convert({"metadata": {"name": "coredns-576cbf47c7", "namespace": "kube-system",
+                                                          "ownerReferences": owner("Deployment", "dns")}}, MetaOnly))
+    enricher = Enricher(state)
+    peer = Peer("kube-system/coredns", "kube-system", "", "coredns-576cbf47c7")
+    record = FlowRecord(CALICO_FLOW, Family.ALLOWED, (), "ingress", peer, peer, "53", "UDP", "")
+    assert enricher(record).source.name == "kube-system/dns"
