@@ -77,8 +77,8 @@ class Enricher:
             if namespace and peer.pod:
                 # Calico aggregates a Deployment's pods under their ReplicaSet's name (`web-7d4b9c8f5b-*`)
                 workload = state.rs_workload.get((namespace, peer.pod))
-                if workload is not None and peer.name != (name := pod_peer_name(namespace, workload)):
-                    return Peer(name, namespace, peer.ip, peer.pod, peer.labels), None
+                if workload is not None and peer.name != (rs_name := pod_peer_name(namespace, workload)):
+                    return Peer(rs_name, namespace, peer.ip, peer.pod, peer.labels), None
             return peer, None
         name = state.peer_name_of(info)
         if name is None:
