@@ -7,6 +7,8 @@ NetworkPolicies (in the engine's PolicyIndex); per policy the few fields of `net
 Threading: the watch threads write under `lock`; the pod maps are read without it (single dict
 lookups are atomic), the PolicyIndex is queried only under it (it is not thread-safe), and
 `policies` is replaced, never mutated, so scrapes can iterate it while a watch thread writes.
+A policy re-list builds a new PolicyIndex outside `lock` (writers serialize on `_writers`) and
+swaps it in, so the enricher never waits for a thousand policies to parse.
 `policy_generation` changes whenever anything attribution depends on changes.
 """
 
@@ -118,7 +120,9 @@ def pod_info(pod: Pod) -> PodInfo | None:
 class ClusterState:
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        self._writers = threading.Lock()  # serializes the namespace and policy writers
         self.index = PolicyIndex()  # query only under `lock`
+        self.namespace_labels: dict[str, dict[str, str]] = {}  # to rebuild the index on a policy re-list
         self.pods_by_name: dict[tuple[str, str], PodInfo] = {}
         self.pods_by_ip: dict[str, PodInfo] = {}
         self.rs_workload: dict[tuple[str, str], str] = {}  # (ns, replicaset) → owning workload
@@ -211,39 +215,42 @@ class ClusterState:
 
     # -- namespaces -----------------------------------------------------------------------
     def replace_namespaces(self, items: Iterable[MetaOnly]) -> None:
-        with self.lock:
-            seen = set()
-            for ns in items:
-                self.index.set_namespace(ns.metadata.name, ns.metadata.labels or {})
-                seen.add(ns.metadata.name)
-            for gone in self.namespaces - seen:
+        labels = {ns.metadata.name: ns.metadata.labels or {} for ns in items}
+        with self._writers, self.lock:
+            for name, values in labels.items():
+                self.index.set_namespace(name, values)
+            for gone in self.namespaces - labels.keys():
                 self.index.delete_namespace(gone)
-            self.namespaces = seen
+            self.namespace_labels = labels
+            self.namespaces = set(labels)
             self.policy_generation += 1
 
     def upsert_namespace(self, ns: MetaOnly) -> None:
-        with self.lock:
-            self.index.set_namespace(ns.metadata.name, ns.metadata.labels or {})
-            self.namespaces.add(ns.metadata.name)
+        name, labels = ns.metadata.name, ns.metadata.labels or {}
+        with self._writers, self.lock:
+            self.index.set_namespace(name, labels)
+            self.namespace_labels[name] = labels
+            self.namespaces.add(name)
             self.policy_generation += 1
 
     def delete_namespace(self, ns: MetaOnly) -> None:
-        with self.lock:
+        with self._writers, self.lock:
             self.index.delete_namespace(ns.metadata.name)
+            self.namespace_labels.pop(ns.metadata.name, None)
             self.namespaces.discard(ns.metadata.name)
             self.policy_generation += 1
 
     # -- networkpolicies ------------------------------------------------------------------
-    def _index_policy(self, obj: dict[str, Any], policies: dict[str, PolicyInfo], now: float) -> None:
-        """Feed one policy to the engine and `policies` (caller holds the lock)."""
+    @staticmethod
+    def _index_policy(index: PolicyIndex, obj: dict[str, Any], policies: dict[str, PolicyInfo], now: float) -> None:
+        """Feed one policy to the engine and `policies` (the caller guards `index`)."""
         meta = obj.get("metadata") or {}
         ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
         key = f"{ns}/{name}"
-        self.index.upsert_policy(obj)
-        if key in self.index.invalid:
-            log.warning("NetworkPolicy %s is not valid and is ignored for attribution: %s", key,
-                        self.index.invalid[key])
-        parsed = next((p for p in self.index.policies(ns) if p.name == name), None)
+        index.upsert_policy(obj)
+        if key in index.invalid:
+            log.warning("NetworkPolicy %s is not valid and is ignored for attribution: %s", key, index.invalid[key])
+        parsed = next((p for p in index.policies(ns) if p.name == name), None)
         directions = tuple(d for d in DIRECTIONS if parsed is not None and parsed.affects(d))
         generation = int(meta.get("generation") or 0)
         previous = policies.get(key)
@@ -256,23 +263,27 @@ class ClusterState:
 
     def replace_policies(self, items: Iterable[dict[str, Any]]) -> None:
         now = time.time()
-        with self.lock:
+        with self._writers:  # build aside; readers keep using the current index meanwhile
+            index = PolicyIndex()
+            for name, labels in self.namespace_labels.items():
+                index.set_namespace(name, labels)
             old = self.policies
             fresh: dict[str, PolicyInfo] = {}
             for obj in items:
-                if old.get(_policy_key(obj)) is not None:
-                    fresh[_policy_key(obj)] = old[_policy_key(obj)]  # keeps changed_at without timestamps
-                self._index_policy(obj, fresh, now)
-            for gone in old.keys() - fresh.keys():
-                self.index.delete_policy(old[gone].namespace, old[gone].name)
-            self.policies = fresh
-            self.policy_generation += 1
+                previous = old.get(_policy_key(obj))
+                if previous is not None:
+                    fresh[previous.key] = previous  # keeps changed_at for objects without timestamps
+                self._index_policy(index, obj, fresh, now)
+            with self.lock:
+                self.index = index
+                self.policies = fresh
+                self.policy_generation += 1
         self._notify()
 
     def upsert_policy(self, obj: dict[str, Any]) -> None:
-        with self.lock:
+        with self._writers, self.lock:
             policies = dict(self.policies)
-            self._index_policy(obj, policies, time.time())
+            self._index_policy(self.index, obj, policies, time.time())
             self.policies = policies
             self.policy_generation += 1
         self._notify()
@@ -280,7 +291,7 @@ class ClusterState:
     def delete_policy(self, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
-        with self.lock:
+        with self._writers, self.lock:
             self.index.delete_policy(ns, name)
             policies = dict(self.policies)
             policies.pop(f"{ns}/{name}", None)
