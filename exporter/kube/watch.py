@@ -24,8 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kubernetes.watch.watch import iter_resp_lines
-
 from exporter.kube.objects import decode_event, decode_list, decode_meta, decode_status
 
 log = logging.getLogger("netpol_exporter.kube")
@@ -187,6 +185,8 @@ class Watcher:
         return page.metadata.resource_version
 
     def _watch(self, rv: str) -> str:
+        from kubernetes.watch.watch import iter_resp_lines  # deferred: `once` without a cluster never pays for it
+
         timing = self.timing
         try:
             resp = self.list_call(
