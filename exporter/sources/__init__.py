@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from exporter.sources.base import Source
-
+# Nothing heavy at import time: exporter.config may import exporter.sources.options.
 if TYPE_CHECKING:
     from exporter.pipeline import Pipeline
+    from exporter.sources.base import Source
 
 SPEC_HELP = ("hubble-file:PATH, calico-file:PATH, hubble-stdin, calico-stdin, hubble-relay:HOST:PORT, "
              "calico-goldmane-push:HOST:PORT, calico-goldmane:HOST:PORT")
@@ -72,6 +72,14 @@ def make_source(spec: str, pipeline: Pipeline, config: Any = None) -> Source:
         return GoldmaneStreamSource(spec, pipeline, host, port,
                                     options_from(config, "goldmane_stream", GoldmaneStreamOptions))
     raise ValueError(f"unknown source {spec!r}: expected one of {SPEC_HELP}")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Source":
+        from exporter.sources.base import Source
+
+        return Source
+    raise AttributeError(name)
 
 
 __all__ = ["SPEC_HELP", "Source", "make_source", "split_host_port"]
