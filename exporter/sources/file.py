@@ -212,8 +212,14 @@ class FileSource(Source):
         if not saved or saved.get("path") != self.path:
             self._open_path(from_end=self.opts.start_at == "end")
             return
-        want = (int(saved.get("dev", 0)), int(saved.get("ino", 0)))
-        offset, lineno, print_ = int(saved.get("offset", 0)), int(saved.get("line", 0)), saved.get("head", "")
+        try:
+            want = (int(saved["dev"]), int(saved["ino"]))
+            offset, lineno, print_ = int(saved["offset"]), int(saved.get("line", 0)), str(saved.get("head", ""))
+        except (KeyError, TypeError, ValueError):
+            log.warning("%s: checkpoint %s is incomplete; reading %s from the start", self.spec,
+                        self.checkpoint.path if self.checkpoint else "", self.path)
+            self._open_path(from_end=False)
+            return
         candidate = self._find_by_id(want)
         if candidate is not None and self._open(candidate):
             assert self._fd is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -223,3 +224,20 @@ async def test_start_at_end_counts_only_new_lines_and_rotated_files_from_start(t
         log.write_bytes(calico_line(4))
         await until(lambda: total(pipeline) == 6, what="the rotated-in file from its start")
     assert source.stats.read == 2
+
+
+async def test_corrupt_checkpoint_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    from exporter.sources.checkpoint import checkpoint_path
+
+    log, state = tmp_path / "flows.log", tmp_path / "state"
+    log.write_bytes(calico_line(2))
+    spec = f"calico-file:{log}"
+    state.mkdir()
+    checkpoint_path(str(state), spec).write_text(json.dumps({"spec": spec, "path": str(log), "offset": "x"}))
+    pipeline = Pipeline()
+    async with Running(follower(log, pipeline, state)):
+        await until(lambda: total(pipeline) == 2)
+    checkpoint_path(str(state), spec).write_text("not json")
+    again = Pipeline()
+    async with Running(follower(log, again, state)):
+        await until(lambda: total(again) == 2)
