@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from exporter.model import FAMILY_LABELS, Family
+from exporter.sources.options import FileOptions, GoldmanePushOptions, GoldmaneStreamOptions, RelayOptions
 
 ENV_PREFIX = "NETPOL_EXPORTER_"
 DEFAULT_PORT = 10215
@@ -62,6 +63,10 @@ class Config(_Section):
     series: SeriesConfig = Field(default_factory=SeriesConfig)
     hubble: HubbleConfig = Field(default_factory=HubbleConfig)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    file: FileOptions = Field(default_factory=FileOptions)
+    relay: RelayOptions = Field(default_factory=RelayOptions)
+    goldmane_push: GoldmanePushOptions = Field(default_factory=GoldmanePushOptions)
+    goldmane_stream: GoldmaneStreamOptions = Field(default_factory=GoldmaneStreamOptions)
 
     @field_validator("listen")
     @classmethod

@@ -15,7 +15,7 @@ Decoder = Callable[[bytes], Decoded]
 
 
 def get_decoder(fmt: str) -> Decoder:
-    """The decoder for an input format name (`hubble`, `calico`, `goldmane`, `hubble-pb`)."""
+    """The decoder for an input format name (`hubble`, `calico`, `goldmane`, `hubble-pb`, `goldmane-pb`)."""
     if fmt == "hubble":
         from exporter.decoders.hubble import decode_line
 
@@ -28,6 +28,10 @@ def get_decoder(fmt: str) -> Decoder:
         from exporter.decoders.goldmane import decode_line as decode_goldmane
 
         return decode_goldmane
+    if fmt == "goldmane-pb":
+        from exporter.decoders.goldmane import decode_flow_result
+
+        return decode_flow_result
     if fmt == "hubble-pb":
         from exporter.decoders.hubble_pb import decode_message
 
@@ -35,4 +39,4 @@ def get_decoder(fmt: str) -> Decoder:
     raise ValueError(f"unknown input format {fmt!r} (expected hubble, calico, goldmane or hubble-pb)")
 
 
-FORMATS = ("hubble", "calico", "goldmane", "hubble-pb")
+FORMATS = ("hubble", "calico", "goldmane", "hubble-pb", "goldmane-pb")
