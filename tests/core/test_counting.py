@@ -10,7 +10,6 @@ from exporter.pipeline import Pipeline
 from tests.core.flows import hubble_line
 
 
-
 def run(*lines: bytes, config: Config | None = None) -> Pipeline:
     pipeline = Pipeline(config)
     stats = pipeline.source("test", "hubble")
