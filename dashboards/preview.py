@@ -59,7 +59,7 @@ def legend(fmt: str, metric: dict[str, str]) -> str:
 def human(value: float, unit: str) -> str:
     suffix = {"pps": " p/s", "cps": " c/s", "s": " s", "percentunit": ""}.get(unit, "")
     if unit == "percentunit":
-        return f"{value * 100:.1f}%"
+        return f"{value * 100:.3g}%"
     for size, letter in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
         if abs(value) >= size:
             return f"{value / size:.2f}{letter}{suffix}"
@@ -108,6 +108,9 @@ def draw(dashboard: dict[str, Any], prometheus: str, minutes: int, out: Path) ->
                             label=legend(t.get("legendFormat", ""), series["metric"])[:60])
                     n += 1
             ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _, u=unit: human(v, u)))
+            ax.tick_params(axis="y", direction="in", pad=-3)  # labels inside: neighbours cover the outside
+            for label in ax.get_yticklabels():
+                label.set_horizontalalignment("left")
             ax.set_xlabel("minutes before now", color=MUTED, fontsize=6, labelpad=1)
             if n:
                 ax.legend(fontsize=5, loc="upper left", facecolor=PANEL, labelcolor=TEXT, edgecolor=PANEL,
