@@ -52,6 +52,9 @@ class HubbleGenerator:
             pod = f"{app}-{_suffix(rng, 10)}-{_suffix(rng, 5)}"
             ip = f"10.{(i >> 8) & 255}.{i & 255}.{rng.randint(2, 250)}"
             self.pods.append((ip, _endpoint(rng, ns, app, pod, 10000 + i), ns))
+        # a service graph: each pod talks to a few destinations on one port each, as real workloads do
+        self.edges = [(src, dst, rng.choice(PORTS)) for src in self.pods for dst in rng.sample(self.pods, 3)
+                      if dst is not src]
         self.t_ns = 1_714_557_600_000_000_000
 
     def _time(self, step_us: int) -> str:
@@ -86,8 +89,8 @@ class HubbleGenerator:
 
     def connection(self) -> Iterator[bytes]:
         rng = self.rng
-        src, dst = rng.sample(self.pods, 2)
-        sport, dport = rng.randint(32768, 60999), rng.choice(PORTS)
+        src, dst, dport = rng.choice(self.edges)
+        sport = rng.randint(32768, 60999)
         policy = {"name": f"{dst[1]['labels'][0][8:]}-policy", "namespace": dst[2],
                   "labels": ["k8s:io.cilium.k8s.policy.derived-from=NetworkPolicy"], "revision": "12"}
         if rng.random() < 0.08:  # denied at ingress: verdict + drop twin, retransmitted
@@ -123,20 +126,21 @@ class HubbleGenerator:
         return out[:n]
 
 
-def calico_lines(n: int, seed: int = 2) -> list[bytes]:
+def calico_lines(n: int, seed: int = 2, deployments: int = 300) -> list[bytes]:
     rng = random.Random(seed)
+    # a cluster's workloads: (namespace, app, ReplicaSet hash) — aggregated names repeat across records
+    pool = [(rng.choice(NAMESPACES), rng.choice(APPS), _suffix(rng, 10)) for _ in range(deployments)]
     out = []
     for _ in range(n):
         deny = rng.random() < 0.1
-        sns, dns = rng.choice(NAMESPACES), rng.choice(NAMESPACES)
-        sapp, dapp = rng.choice(APPS), rng.choice(APPS)
+        (sns, sapp, shash), (dns, dapp, dhash) = rng.sample(pool, 2)
         policy = (f"0|default|{dns}/knp.default.{dapp}-policy|deny|-1" if deny
                   else f"1|default|{dns}/knp.default.{dapp}-policy|allow|{rng.randint(0, 5)}")
         out.append(json.dumps({
             "start_time": 1700000000, "end_time": 1700000300, "source_ip": None, "source_name": "-",
-            "source_name_aggr": f"{sapp}-{_suffix(rng, 10)}-*", "source_namespace": sns, "source_port": None,
+            "source_name_aggr": f"{sapp}-{shash}-*", "source_namespace": sns, "source_port": None,
             "source_type": "wep", "source_labels": {"labels": [f"app={sapp}", "pod-template-hash=5d8f7c9b6d"]},
-            "dest_ip": None, "dest_name": "-", "dest_name_aggr": f"{dapp}-{_suffix(rng, 10)}-*",
+            "dest_ip": None, "dest_name": "-", "dest_name_aggr": f"{dapp}-{dhash}-*",
             "dest_namespace": dns, "dest_port": rng.choice(PORTS), "dest_type": "wep",
             "dest_labels": {"labels": [f"app={dapp}"]}, "dest_service_namespace": "-", "dest_service_name": "-",
             "dest_service_port": "-", "dest_service_port_num": None, "proto": "tcp",

@@ -68,6 +68,7 @@ class SeriesStore:
                 entry = self.series.get(key)
             if entry is None:
                 entry = self.series[key] = [0, now]
+                self.labels_text(key)  # rendered once per series, here, so a scrape only joins strings
         entry[0] += value
         entry[1] = now
 
