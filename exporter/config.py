@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from exporter.model import FAMILY_LABELS, Family
 from exporter.sources.options import FileOptions, GoldmanePushOptions, GoldmaneStreamOptions, RelayOptions
+from exporter.yamlfile import load_yaml_mapping
 
 ENV_PREFIX = "NETPOL_EXPORTER_"
 DEFAULT_PORT = 10215
@@ -127,17 +127,7 @@ def load_config(
     where = "configuration"
     if path is not None:
         where = str(path)
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
-        data = loaded or {}
+        data = load_yaml_mapping(path, ConfigError)
     _merge(data, _env_overrides(os.environ if env is None else env))
     _merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
     try:

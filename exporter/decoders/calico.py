@@ -13,6 +13,7 @@ from typing import Any, Final
 import msgspec
 
 from exporter.decoders.calico_policies import PolicyHit, PolicyStringError, deciding_hit, parse_policy_string
+from exporter.decoders.jsondecode import typed_json_decoder
 from exporter.model import CALICO_FLOW, DecodeError, Family, FlowRecord, Peer
 from exporter.naming import (
     HOST,
@@ -63,7 +64,7 @@ class _Record(msgspec.Struct, gc=False):
     packets_out: int | None = None
 
 
-_decode = msgspec.json.Decoder(_Record).decode
+_decode = typed_json_decoder(_Record)
 _decode_strings = msgspec.json.Decoder(list[str] | None).decode
 _decode_any = msgspec.json.Decoder().decode
 
@@ -137,12 +138,7 @@ def _deciding_policies(strings: tuple[str, ...], action: str) -> tuple[str, ...]
 
 
 def decode_line(line: bytes) -> FlowRecord | None:
-    try:
-        rec = _decode(line)
-    except msgspec.ValidationError as exc:
-        raise DecodeError(str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise DecodeError(f"not valid JSON: {exc}") from None
+    rec = _decode(line)
     family = _ACTIONS.get(rec.action)
     if family is None:
         if rec.action:

@@ -18,6 +18,7 @@ import msgspec
 
 from exporter.decoders.calico import POLICY_DENIED, calico_peer
 from exporter.decoders.calico_policies import PolicyHit, deciding_hit, policy_value
+from exporter.decoders.jsondecode import typed_json_decoder
 from exporter.model import CALICO_FLOW, DecodeError, Family, FlowRecord
 from exporter.naming import port_label, protocol_label
 
@@ -76,7 +77,7 @@ class _Flow(msgspec.Struct, gc=False):
     packets_out: int = 0
 
 
-_decode = msgspec.json.Decoder(_Flow).decode
+_decode = typed_json_decoder(_Flow)
 
 
 def _enum(table: dict[int | str, str], value: int | str, field: str) -> str:
@@ -117,12 +118,7 @@ def _policy_hits(hits: list[_Hit]) -> list[PolicyHit]:
 
 
 def decode_line(line: bytes) -> FlowRecord | None:
-    try:
-        flow = _decode(line)
-    except msgspec.ValidationError as exc:
-        raise DecodeError(str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise DecodeError(f"not valid JSON: {exc}") from None
+    flow = _decode(line)
     return flow_record(flow)
 
 

@@ -17,6 +17,7 @@ from typing import Final
 import msgspec
 
 from exporter.decoders.hubble_names import peer_from_endpoint, policy_names
+from exporter.decoders.jsondecode import typed_json_decoder
 from exporter.model import HUBBLE_DROP, HUBBLE_VERDICT, DecodeError, Family, FlowRecord, LostEvents
 from exporter.naming import port_label
 from exporter.timeparse import parse_rfc3339_ns
@@ -86,7 +87,7 @@ class _Line(_Flow, gc=False):
     node_status: msgspec.Raw = _EMPTY
 
 
-_decode = msgspec.json.Decoder(_Line).decode
+_decode = typed_json_decoder(_Line)
 
 # Most lines of a real stream are trace events (type 4) that can never count. Their type is read
 # from the raw bytes and the line skipped without decoding: protojson writes `"event_type":{"type":N`
@@ -146,12 +147,7 @@ def reason_name(desc: str | int, number: int) -> str:
 def decode_line(line: bytes) -> FlowRecord | LostEvents | None:
     if _cannot_count(line):
         return None
-    try:
-        msg = _decode(line)
-    except msgspec.ValidationError as exc:
-        raise DecodeError(str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise DecodeError(f"not valid JSON: {exc}") from None
+    msg = _decode(line)
     flow = msg.flow
     if flow is None:
         if msg.lost_events is not None:

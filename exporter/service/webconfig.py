@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from exporter.yamlfile import load_yaml_mapping
 
 CLIENT_AUTH_TYPES = ("NoClientCert", "RequestClientCert", "RequireAnyClientCert", "VerifyClientCertIfGiven",
                      "RequireAndVerifyClientCert")
@@ -267,14 +268,5 @@ def parse_web_config(data: Mapping[str, Any] | None, where: str = "web config", 
 def load_web_config(path: str | Path) -> WebConfig:
     """Read and validate a web config file; WebConfigError names the file and the key."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise WebConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise WebConfigError(f"{path}: not valid YAML: {exc}") from None
-    if data is not None and not isinstance(data, dict):
-        raise WebConfigError(f"{path}: expected a mapping at the top level")
+    data = load_yaml_mapping(path, WebConfigError)
     return parse_web_config(data, str(path), path.resolve().parent)
