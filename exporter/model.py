@@ -83,6 +83,8 @@ class FlowRecord(msgspec.Struct, gc=False):
     protocol: str
     reason: str
     packets: int = 1
+    # Event time: to the nanosecond for drops and audits (pairing, the denied-flows view); allowed
+    # Hubble events keep their whole second (nothing pairs with them, parsing less is faster).
     time_ns: int = 0
     node: str = ""
     source_port: int = 0

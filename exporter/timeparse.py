@@ -16,9 +16,7 @@ def _epoch_seconds(prefix: str) -> int:
 
 
 def _fraction(digits: str, value: str) -> int:
-    if not digits:
-        return 0
-    if len(digits) > 9 or not (digits.isascii() and digits.isdigit()):
+    if not digits or len(digits) > 9 or not (digits.isascii() and digits.isdigit()):
         raise ValueError(f"malformed fractional seconds in {value!r}")
     return int(digits) * _SCALE[len(digits)]
 
@@ -41,4 +39,16 @@ def parse_rfc3339_ns(value: str) -> int:
     if middle and middle[0] != ".":
         raise ValueError(f"malformed timestamp {value!r}")
     offset = (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60) * (1 if zone[0] == "+" else -1)
-    return (seconds - offset) * 1_000_000_000 + _fraction(middle[1:], value)
+    return (seconds - offset) * 1_000_000_000 + (_fraction(middle[1:], value) if middle else 0)
+
+
+def parse_rfc3339_seconds(value: str) -> int:
+    """Whole seconds since the epoch (the fraction is checked, not used); raises ValueError."""
+    if len(value) < 20 or value[10] not in "Tt ":
+        raise ValueError(f"malformed timestamp {value!r}")
+    if value[-1] in "Zz" and (len(value) == 20 or value[19] == "."):
+        seconds = _epoch_seconds(value[:10] + "T" + value[11:19])
+        if len(value) > 20 and not (len(value) <= 30 and value[20:-1].isdigit() and value[20:-1].isascii()):
+            raise ValueError(f"malformed fractional seconds in {value!r}")
+        return seconds
+    return parse_rfc3339_ns(value) // 1_000_000_000

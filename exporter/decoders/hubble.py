@@ -20,7 +20,7 @@ from exporter.decoders.hubble_names import peer_from_endpoint, policy_names
 from exporter.decoders.jsondecode import typed_json_decoder
 from exporter.model import HUBBLE_DROP, HUBBLE_VERDICT, DecodeError, Family, FlowRecord, LostEvents
 from exporter.naming import port_label
-from exporter.timeparse import parse_rfc3339_ns
+from exporter.timeparse import parse_rfc3339_ns, parse_rfc3339_seconds
 
 _EMPTY = msgspec.Raw(b"")
 
@@ -203,13 +203,16 @@ def flow_record(flow: _Flow, envelope_node: str = "", envelope_time: str = "") -
 
     if event_type == HUBBLE_VERDICT:
         if family is Family.ALLOWED:
-            lists = {"ingress": (flow.ingress_allowed_by,), "egress": (flow.egress_allowed_by,)}.get(
-                direction, (flow.ingress_allowed_by, flow.egress_allowed_by))
+            ingress, egress = flow.ingress_allowed_by, flow.egress_allowed_by
         else:
-            lists = {"ingress": (flow.ingress_denied_by,), "egress": (flow.egress_denied_by,)}.get(
-                direction, (flow.ingress_denied_by, flow.egress_denied_by))
+            ingress, egress = flow.ingress_denied_by, flow.egress_denied_by
         try:
-            policies = policy_names(*lists)
+            if direction == "ingress":
+                policies = policy_names(ingress)
+            elif direction == "egress":
+                policies = policy_names(egress)
+            else:
+                policies = policy_names(ingress, egress)
         except msgspec.ValidationError as exc:
             raise DecodeError(f"policy list: {exc}", f"$.flow.{direction}_policies") from None
     else:
@@ -217,7 +220,12 @@ def flow_record(flow: _Flow, envelope_node: str = "", envelope_time: str = "") -
 
     timestamp = flow.time or envelope_time
     try:
-        time_ns = parse_rfc3339_ns(timestamp) if timestamp else 0
+        if not timestamp:
+            time_ns = 0
+        elif family is Family.ALLOWED:
+            time_ns = parse_rfc3339_seconds(timestamp) * 1_000_000_000  # nothing pairs with an allow
+        else:
+            time_ns = parse_rfc3339_ns(timestamp)
     except ValueError as exc:
         raise DecodeError(str(exc), "$.flow.time") from None
     try:
@@ -226,18 +234,18 @@ def flow_record(flow: _Flow, envelope_node: str = "", envelope_time: str = "") -
     except msgspec.ValidationError as exc:
         raise DecodeError(f"endpoint: {exc}", "$.flow.source/destination") from None
     return FlowRecord(
-        kind=event_type,
-        verdict=family,
-        policies=policies,
-        direction=direction,
-        source=source,
-        destination=destination,
-        destination_port=port_label(protocol, dport),
-        protocol=protocol,
-        reason=reason,
-        packets=1,
-        time_ns=time_ns,
-        node=flow.node_name or envelope_node,
-        source_port=sport,
-        port_or_type=dport,
+        event_type,
+        family,
+        policies,
+        direction,
+        source,
+        destination,
+        port_label(protocol, dport),
+        protocol,
+        reason,
+        1,
+        time_ns,
+        flow.node_name or envelope_node,
+        sport,
+        dport,
     )

@@ -195,10 +195,22 @@ def test_timestamps(value: str, ns: int) -> None:
     assert parse_rfc3339_ns(value) == ns
 
 
-@pytest.mark.parametrize("value", ["2024-05-01", "2024-05-01T10:00:00.1234567890Z", "2024-05-01T10:00:00.x1Z",
+@pytest.mark.parametrize("value", ["2024-05-01", "2024-05-01T10:00:00.Z", "2024-05-01T10:00:00.1234567890Z",
+                                   "2024-05-01T10:00:00.x1Z",
                                    "2024-05-01T10:00:00+0200", "2024-05-01T10:00:00"])
 def test_bad_timestamps(value: str) -> None:
     from exporter.timeparse import parse_rfc3339_ns
 
     with pytest.raises(ValueError):
         parse_rfc3339_ns(value)
+
+
+def test_seconds_parse_checks_but_drops_the_fraction() -> None:
+    from exporter.timeparse import parse_rfc3339_seconds
+
+    assert parse_rfc3339_seconds("2024-05-01T10:00:00.999999999Z") == 1714557600
+    assert parse_rfc3339_seconds("2024-05-01T10:00:00Z") == 1714557600
+    assert parse_rfc3339_seconds("2024-05-01T12:00:00.5+02:00") == 1714557600
+    for bad in ("2024-05-01T10:00:00.x1Z", "2024-05-01T10:00:00.1234567890Z", "2024-05-01T10:00:00.Z"):
+        with pytest.raises(ValueError):
+            parse_rfc3339_seconds(bad)
