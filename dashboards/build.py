@@ -74,14 +74,15 @@ def flows(family: str, *extra: str) -> str:
 
 
 def flow_rule(family: str) -> str:
-    """The flow-level recording rule (labels: the flow labels without reason; job summed away)."""
-    matchers = ", ".join(FLOW_VARIABLES)
+    """The flow-level recording rule (job plus the flow labels without reason), every variable applied."""
+    matchers = ", ".join((JOB, *FLOW_VARIABLES))
     return f"flow:networkpolicy_{family}:increase5m{{{matchers}}}"
 
 
 def policy_rule(family: str) -> str:
-    """The per policy and direction rate recording rule (only `policy` can be filtered)."""
-    return f'policy_direction:networkpolicy_{family}_packets:rate5m{{policy=~"$policy"}}'
+    """The per policy, direction and namespace pair rate recording rule (job kept), every variable applied."""
+    matchers = ", ".join((JOB, *FLOW_VARIABLES))
+    return f"policy_direction_namespaces:networkpolicy_{family}_packets:rate5m{{{matchers}}}"
 
 
 def rate(selector: str) -> str:
@@ -370,8 +371,8 @@ def policy_direction_panel(family: str, title: str, counted: str, unit: str,
     return timeseries(
         title,
         f"Per second by deciding policy and direction, 5-minute average from the recording rule "
-        f"policy_direction:networkpolicy_{family}_packets:rate5m (cheap over long ranges). The rule sums "
-        f"away namespaces and the scrape job, so only the Policy variable filters this panel. "
+        f"policy_direction_namespaces:networkpolicy_{family}_packets:rate5m (cheap over long ranges; it "
+        f"keeps the job and both namespaces, so every variable filters this panel). "
         f"{counted} {POLICY_VALUES}" + (" Click a series for that policy's denied flows." if links else ""),
         [Target(f"sum by (policy, direction) ({policy_rule(family)})", "{{policy}} ({{direction}})")],
         unit, links=links,
@@ -511,7 +512,7 @@ def review_panels() -> list[Panel]:
             "Denied by namespace pair",
             "Denied packets per second by source namespace → destination namespace (empty = not a pod: "
             "world, host ...), 5-minute average from the recording rule flow:networkpolicy_dropped_packets:"
-            f"increase5m (which sums away the scrape job, so the Job variable does not apply). {COUNT_DENIED}",
+            f"increase5m (a flow first seen inside the 5 minutes counts in full). {COUNT_DENIED}",
             [Target(f"sum by (source_namespace, destination_namespace) ({flow_rule('dropped_packets')})"
                     f" / {FIVE_MINUTES}", "{{source_namespace}} → {{destination_namespace}}")],
             "pps",

@@ -102,8 +102,47 @@ def test_recording_rules_used_exist_and_panels_name_them() -> None:
                     # a panel reading a fixed-window rule says so
                     assert sel.name.split(":")[1] in p["description"] or sel.name in p["description"] or \
                         sel.name.startswith("instance_"), (p["title"], sel.name)
-    assert "policy_direction:networkpolicy_dropped_packets:rate5m" in used
+    assert "policy_direction_namespaces:networkpolicy_dropped_packets:rate5m" in used
+    assert "policy_direction_namespaces:networkpolicy_allowed_packets:rate5m" in used
     assert "flow:networkpolicy_allowed_packets_unexpected_port:increase5m" in used
+    assert "flow:networkpolicy_dropped_packets:increase5m" in used
+
+
+FLOW_VARIABLES = ("job", "source_namespace", "destination_namespace", "policy")
+# The panels that read recording rules over the flow families (once limited to some variables).
+RULE_PANELS = {"Denied by policy and direction", "Allowed by policy and direction",
+               "Allowed traffic to unexpected ports", "Denied by namespace pair"}
+
+
+def reads_flows(name: str) -> bool:
+    """A raw flow family (networkpolicy_*_total) or a recording rule over them (level:networkpolicy_*:op)."""
+    return name.startswith("networkpolicy_") or ":networkpolicy_" in name
+
+
+def test_every_variable_applies_to_every_flow_panel() -> None:
+    """Raw families and recording rules alike: each selector of flow data filters on the job, both
+    namespaces and the policy, so no panel silently ignores a variable."""
+    checked = set()
+    for dashboard, p in query_panels():
+        for t in p["targets"]:
+            for sel in pq.selectors(dashlint.parse_target(t["expr"])):
+                if not reads_flows(sel.name):
+                    continue
+                checked.add(p["title"])
+                matchers = {(m.name, m.op, m.value) for m in sel.matchers}
+                for var in FLOW_VARIABLES:
+                    assert (var, "=~", f"${var}") in matchers, (
+                        f"{dashboard} / {p['title']}: {sel.name} ignores the {var} variable")
+    assert checked >= RULE_PANELS
+
+
+
+def test_descriptions_claim_no_ignored_variable() -> None:
+    """Every variable applies to the flow panels now: no description may say otherwise."""
+    for dashboard, p in query_panels():
+        text = p["description"]
+        assert not re.search(r"does not apply|only the \w+ variable|cannot apply", text, re.I), (
+            dashboard, p["title"])
 
 
 def test_rates_use_rate_interval_and_totals_the_range() -> None:
