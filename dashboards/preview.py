@@ -8,7 +8,8 @@ text. The result looks like the dashboard but is not a Grafana screenshot.
 
     python dashboards/preview.py --prometheus http://127.0.0.1:9090 [--minutes 10] [--out dashboards/img]
 
-Needs matplotlib (`pip install matplotlib`); it is not needed by the exporter or its tests.
+Needs matplotlib (in the `test` extra of pyproject.toml, or `pip install matplotlib`); the exporter
+itself does not.
 """
 
 from __future__ import annotations

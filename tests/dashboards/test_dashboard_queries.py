@@ -1,11 +1,11 @@
 """Every panel query against a real Prometheus that scraped `netpol-exporter demo` with the project's
 recording rules and alerts loaded: each query parses and runs, the main panels return data, the
-variables list values, and the policy drill-down narrows the review table to that policy."""
+variables list values and apply to every flow panel (recording rules included), and the policy
+drill-down narrows the review table to that policy. The stack comes from tests/e2e/promstack.py."""
 
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,17 +14,20 @@ from typing import Any
 import pytest
 
 from tests.dashboards import dashlint
-from tests.dashboards.common import RULES, committed, load_module
-from tests.dashboards.promserver import Prometheus, demo_stack
+from tests.dashboards import promql_ast as pq
+from tests.dashboards.common import RULES, committed, load_module, recording_rules
+from tests.e2e.promstack import Launcher, Prometheus, require_module, require_tool, scrape_every_second
 
 pytestmark = pytest.mark.e2e
 
+SCRAPE_JOB = "netpol-exporter"  # the job the recording rules select
 # Grafana's values for the global variables in this setting (1 s scrapes; $__rate_interval is
 # max(4 x scrape interval, $__interval + scrape interval) = 4 s, rounded up for slack).
 RATE_INTERVAL = "5s"
 INTERVAL = "2s"
 RANGE = "2m"
 RANGE_QUERY_SPAN = 20.0
+DEMO_SECONDS = 600  # bounds the demo's run should the test leak it
 
 # Panels allowed to come back empty on the demo's traffic, and why; every other panel must have data.
 MAY_BE_EMPTY = {
@@ -37,25 +40,29 @@ READY_QUERIES = [
     # raw families scraped twice, and the recording rules the main panels read evaluated
     f'rate(networkpolicy_dropped_packets_total[{RATE_INTERVAL}])',
     f'rate(networkpolicy_allowed_packets_total[{RATE_INTERVAL}])',
-    "policy_direction:networkpolicy_dropped_packets:rate5m",
+    "policy_direction_namespaces:networkpolicy_dropped_packets:rate5m",
+    "policy_direction_namespaces:networkpolicy_allowed_packets:rate5m",
     "flow:networkpolicy_dropped_packets:increase5m",
     "instance_source:netpol_exporter_events_read:rate5m",
     "instance_family:netpol_exporter_series_per_limit:ratio",
 ]
+FLOW_VARIABLES = ("job", "source_namespace", "destination_namespace", "policy")
 
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    if shutil.which("prometheus") is None:
-        pytest.skip("prometheus is not installed (bash scripts/install-test-deps.sh installs it)")
+    require_tool("prometheus")
     rule_files = sorted(RULES.glob("*.yml"))
     assert rule_files, "no rule files in rules/"
     workdir = tmp_path_factory.mktemp("promstack")
-    with demo_stack(workdir, rule_files) as prom:
+    with Launcher(workdir) as launch:
+        # 4x speed: the minute-long loop of the demo every 15 s.
+        exporter = launch.exporter("demo", "--speed", "4", "--duration", str(DEMO_SECONDS))
+        prom = launch.prometheus(scrape_every_second(SCRAPE_JOB, exporter), rule_files)
         deadline = time.monotonic() + 60
         pending = list(READY_QUERIES)
         while pending and time.monotonic() < deadline:
-            pending = [q for q in pending if not prom.query(q).get("data", {}).get("result")]
+            pending = [q for q in pending if not prom.query(q)]
             time.sleep(0.5)
         assert not pending, f"no data after 60 s for {pending}; logs in {workdir}"
         time.sleep(3)  # a few more scrapes and rule evaluations
@@ -96,7 +103,8 @@ def panel_targets() -> list[tuple[str, str, int, dict[str, Any], dict[str, Any]]
     return out
 
 
-def run_target(prom: Prometheus, target: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+def run_target(prom: Prometheus, target: dict[str, Any], values: dict[str, str]) -> list[dict[str, Any]]:
+    """The panel's query as Grafana sends it: instant, or a range over the last RANGE_QUERY_SPAN seconds."""
     expr = substitute(target["expr"], values)
     if target.get("instant"):
         return prom.query(expr)
@@ -111,11 +119,9 @@ TARGETS = panel_targets()
                          ids=[f"{d}/{p}/{i}" for d, p, i, _, _ in TARGETS])
 def test_panel_query(prometheus: Prometheus, dashboard: str, panel: str, idx: int,
                      target: dict[str, Any], model: dict[str, Any]) -> None:
-    answer = run_target(prometheus, target, substitutions(model))
-    assert answer.get("status") == "success", f"{panel}: {answer.get('errorType')}: {answer.get('error')}"
+    result = run_target(prometheus, target, substitutions(model))  # raises when the query fails
     if panel in MAY_BE_EMPTY:
         return
-    result = answer["data"]["result"]
     assert result, f"{dashboard} / {panel} target {idx} returned no data: {target['expr']}"
 
 
@@ -128,11 +134,9 @@ def test_variables_list_values(prometheus: Prometheus, dashboard: str) -> None:
             continue
         m = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", dashlint.variable_query(var))
         assert m, var["name"]
-        answer = prometheus.api(f"label/{m.group(2)}/values", **{"match[]": substitute(m.group(1), values)})
-        assert answer.get("status") == "success", answer
-        assert answer["data"], f"variable {var['name']} of {dashboard} lists no values"
-    job = prometheus.api("label/job/values", **{"match[]": "netpol_exporter_build_info"})["data"]
-    assert job == ["netpol-exporter"]
+        listed = prometheus.label_values(m.group(2), substitute(m.group(1), values))
+        assert listed, f"variable {var['name']} of {dashboard} lists no values"
+    assert prometheus.label_values("job", "netpol_exporter_build_info") == [SCRAPE_JOB]
 
 
 def test_policy_drill_down_narrows_the_review(prometheus: Prometheus) -> None:
@@ -140,16 +144,70 @@ def test_policy_drill_down_narrows_the_review(prometheus: Prometheus) -> None:
     review = next(d for d in committed().values() if d["uid"] == "netpol-denied-flows")
     table = next(p for p in dashlint.panels(review) if p["title"] == "Denied flows")
     values = substitutions(review)
-    everything = run_target(prometheus, table["targets"][0], values)["data"]["result"]
+    everything = run_target(prometheus, table["targets"][0], values)
     policies = sorted({row["metric"]["policy"] for row in everything})
     assert policies, "the demo denied nothing"
     values["policy"] = grafana_regex_escape(policies[0])
-    narrowed = run_target(prometheus, table["targets"][0], values)["data"]["result"]
+    narrowed = run_target(prometheus, table["targets"][0], values)
     assert narrowed and {row["metric"]["policy"] for row in narrowed} == {policies[0]}
     for row in narrowed:
         assert set(row["metric"]) == {"source", "destination", "destination_port", "protocol", "policy",
                                       "reason", "direction"}
         assert float(row["value"][1]) > 0
+
+
+def flow_rules_read(target: dict[str, Any]) -> list[str]:
+    """The recording rules over the flow families that a panel query reads."""
+    rules = recording_rules()
+    return [sel.name for sel in pq.selectors(dashlint.parse_target(target["expr"]))
+            if sel.name in rules and ":networkpolicy_" in sel.name]
+
+
+RULE_TARGETS = [(d, p, i, t, m) for d, p, i, t, m in TARGETS if flow_rules_read(t) and p not in MAY_BE_EMPTY]
+
+
+def listed_values(prom: Prometheus, model: dict[str, Any], name: str) -> list[str]:
+    """The values the variable `name` offers (its label_values query), plus the empty value for the
+    namespaces (non-pod peers), which Grafana's list cannot show but All includes."""
+    var = dashlint.template(model, name)
+    assert var is not None, name
+    m = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", dashlint.variable_query(var))
+    assert m, name
+    values = prom.label_values(m.group(2), substitute(m.group(1), substitutions(model)))
+    return [*values, ""] if name.endswith("namespace") else values
+
+
+def test_rule_panels_cover_the_by_policy_graphs() -> None:
+    assert {p for _, p, _, _, _ in RULE_TARGETS} >= {
+        "Denied by policy and direction", "Allowed by policy and direction", "Denied by namespace pair"}
+
+
+@pytest.mark.parametrize("variable", ["job", "source_namespace", "destination_namespace", "policy"])
+@pytest.mark.parametrize(("dashboard", "panel", "idx", "target", "model"), RULE_TARGETS,
+                         ids=[f"{d}/{p}/{i}" for d, p, i, _, _ in RULE_TARGETS])
+def test_every_variable_filters_the_rule_panels(prometheus: Prometheus, dashboard: str, panel: str, idx: int,
+                                                target: dict[str, Any], model: dict[str, Any],
+                                                variable: str) -> None:
+    """A panel fed by a recording rule honours `variable`: a value nothing has empties it, and the
+    panel's series summed over every value the variable offers are the series with All selected."""
+    # The last stored evaluation of the rule: every query below, at that instant, reads the same samples.
+    at = min(float(prometheus.query(f"max(timestamp({rule}))")[0]["value"][1]) for rule in flow_rules_read(target))
+    values = substitutions(model)
+
+    def series(value: str) -> dict[tuple[tuple[str, str], ...], float]:
+        expr = substitute(target["expr"], {**values, variable: value})
+        return {tuple(sorted(s["metric"].items())): float(s["value"][1]) for s in prometheus.query(expr, at)}
+
+    everything = series(values[variable])
+    assert everything, f"{panel}: no data with every variable on All"
+    assert series(f"no-such-{variable}") == {}, f"{panel} ignores the {variable} variable"
+    parts: dict[tuple[tuple[str, str], ...], float] = {}
+    for value in listed_values(prometheus, model, variable):
+        for key, number in series(grafana_regex_escape(value)).items():
+            parts[key] = parts.get(key, 0.0) + number
+    assert parts.keys() == everything.keys()
+    for key, number in everything.items():
+        assert parts[key] == pytest.approx(number), (panel, variable, key)
 
 
 def test_allowed_once_counts_each_flow_once(prometheus: Prometheus) -> None:
@@ -159,8 +217,8 @@ def test_allowed_once_counts_each_flow_once(prometheus: Prometheus) -> None:
     stat = next(p for p in dashlint.panels(overview) if p["title"] == "Allowed/s (each flow once)")
     at = time.time()
     expr = substitute(stat["targets"][0]["expr"], substitutions(overview))
-    once = float(prometheus.query(expr, at)["data"]["result"][0]["value"][1])
-    series = prometheus.query(f"rate(networkpolicy_allowed_packets_total[{RATE_INTERVAL}])", at)["data"]["result"]
+    once = float(prometheus.query(expr, at)[0]["value"][1])
+    series = prometheus.query(f"rate(networkpolicy_allowed_packets_total[{RATE_INTERVAL}])", at)
     expected = sum(float(s["value"][1]) for s in series
                    if s["metric"]["direction"] in ("ingress", "unknown")
                    or (s["metric"]["direction"] == "egress" and not s["metric"].get("destination_namespace")))
@@ -173,7 +231,7 @@ def test_allowed_once_counts_each_flow_once(prometheus: Prometheus) -> None:
 
 def test_preview_draws_each_dashboard(prometheus: Prometheus, tmp_path: Path) -> None:
     """dashboards/preview.py (the README pictures) runs every panel query and writes one PNG each."""
-    pytest.importorskip("matplotlib", reason="only dashboards/preview.py needs matplotlib")
+    require_module("matplotlib", "dashboards/preview.py draws with it")
     preview = load_module("preview.py")
     assert preview.main(["--prometheus", prometheus.url, "--minutes", "1", "--out", str(tmp_path)]) == 0
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
