@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import io
 import logging
+import os
 import sys
 import threading
+from collections.abc import Callable
+from functools import partial
 from typing import BinaryIO
 
 from exporter.pipeline import Pipeline
@@ -56,8 +60,17 @@ class StdinSource(Source):
                 return
             await self._ingest(self._splitter.feed(item))
 
+    def _read_function(self) -> Callable[[int], bytes]:
+        """Unbuffered os.read on the descriptor when there is one: a daemon thread blocked inside a
+        buffered reader aborts the interpreter at exit (`_enter_buffered_busy`) when data is flowing."""
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            return getattr(self.stream, "read1", self.stream.read)
+        return partial(os.read, fd)
+
     def _reader(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes | BaseException]) -> None:
-        read = getattr(self.stream, "read1", self.stream.read)
+        read = self._read_function()
         while True:
             try:
                 chunk: bytes | BaseException = read(CHUNK_BYTES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from exporter.config import Config
 from exporter.pipeline import Pipeline
 from exporter.sources import make_source
 from exporter.sources.stdin import StdinSource
+from tests.core.flows import hubble_line
 from tests.sources.helpers import calico_line, total, until
 
 
@@ -73,3 +75,34 @@ def test_factory_builds_each_kind(spec: str, kind: str, fmt: str) -> None:
 def test_factory_rejects_bad_specs_clearly(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         make_source(spec, Pipeline(), Config())
+
+
+def test_sigterm_while_stdin_is_flowing_exits_cleanly(tmp_path: Path) -> None:
+    """A writer that never stops (`yes LINE | netpol-exporter run`): SIGTERM must exit 0, not abort the
+    interpreter inside the reader thread's buffered read."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    line = hubble_line(verdict="FORWARDED")
+    for _ in range(3):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        writer = subprocess.Popen(["yes", line.decode()], stdout=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "run", "--no-kubernetes", "--source", "hubble-stdin",
+             "--listen", f"127.0.0.1:{port}"], stdin=writer.stdout, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
+        assert writer.stdout is not None
+        writer.stdout.close()
+        time.sleep(2.5)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=20)
+        finally:
+            writer.kill()
+            writer.wait()
+        assert proc.returncode == 0, err.decode()[-2000:]
