@@ -25,6 +25,8 @@ UNKNOWN_POLICY: Final = "unknown"
 DEFAULT_DENY_REASON: Final = "POLICY_DENIED"
 # Unpaired verdicts kept for pairing, at most (a bound on memory when drop events are switched off).
 MAX_PENDING: Final = 100_000
+# How far a node's events may arrive out of time order (CPUs' perf rings, Relay's merge) and still pair.
+REORDER_SLACK_NS: Final = 2_000_000_000
 
 PairKey = tuple[str, str, str, str, str, int, int, str]
 Enricher = Callable[[FlowRecord], FlowRecord]
@@ -70,10 +72,12 @@ class FlowCounter:
         self.window = pairing_window_ns
         self.enrich = enrich
         self.on_denied = on_denied
-        # Unpaired DROPPED verdict times per pairing key, and all of them in arrival order for pruning.
+        # Unpaired DROPPED verdict times per pairing key; per node, all of them in arrival order and
+        # the newest time seen, for pruning (nodes' streams interleave and their clocks differ).
         self._pending: dict[PairKey, deque[int]] = {}
-        self._order: deque[tuple[int, PairKey]] = deque()
-        self._newest = 0
+        self._order: dict[str, deque[tuple[int, PairKey]]] = {}
+        self._newest: dict[str, int] = {}
+        self._held = 0
 
     def count(self, record: FlowRecord, now: float, stats: SourceStats) -> bool:
         """Count one record; False when it adds nothing (a drop event paired with its verdict)."""
@@ -98,10 +102,15 @@ class FlowCounter:
         if times is None:
             times = self._pending[key] = deque()
         times.append(t)
-        self._order.append((t, key))
-        if t > self._newest:
-            self._newest = t
-        self._prune()
+        node = record.node
+        order = self._order.get(node)
+        if order is None:
+            order = self._order[node] = deque()
+        order.append((t, key))
+        self._held += 1
+        if t > self._newest.get(node, 0):
+            self._newest[node] = t
+        self._prune(node, order)
 
     def _pair(self, record: FlowRecord) -> bool:
         times = self._pending.get(_pair_key(record))
@@ -116,12 +125,14 @@ class FlowCounter:
             return True
         return False
 
-    def _prune(self) -> None:
-        """Forget verdicts too old to pair with any future drop event; bound the total."""
-        horizon = self._newest - self.window
-        order, pending = self._order, self._pending
-        while order and (order[0][0] < horizon or len(order) > MAX_PENDING):
+    def _prune(self, node: str, order: deque[tuple[int, PairKey]]) -> None:
+        """Forget a node's verdicts too old to pair with any later drop event of that node (allowing
+        REORDER_SLACK_NS of out-of-order delivery); bound the total."""
+        horizon = self._newest[node] - self.window - REORDER_SLACK_NS
+        pending = self._pending
+        while order and (order[0][0] < horizon or self._held > MAX_PENDING):
             t, key = order.popleft()
+            self._held -= 1
             times = pending.get(key)
             if times is not None:
                 if times and times[0] == t:

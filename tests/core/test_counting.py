@@ -117,7 +117,7 @@ def test_audit_counts_in_audit_family() -> None:
 
 def test_pending_verdicts_are_pruned() -> None:
     p = run(*(verdict(i * 100) for i in range(100)))
-    assert p.counter.pending <= 1
+    assert p.counter.pending == 21  # the last 2.05 s (pairing window + reorder slack), 100 ms apart
     assert dropped_total(p) == 100
 
 
@@ -132,3 +132,21 @@ def test_lost_events_add_to_self_metric() -> None:
     p = run(b'{"lost_events":{"source":"PERF_EVENT_RING_BUFFER","num_events_lost":"7"},"node_name":"n"}',
             b'{"lost_events":{"num_events_lost":"5"}}')
     assert p.self_metrics.sources["test"].lost == 12
+
+
+def test_nodes_interleaved_out_of_time_order_still_pair() -> None:
+    # Relay merges nodes: node-2's verdict (t=100 ms) arrives before node-1's drop (t=1 ms)
+    p = run(verdict(0, node="n1"), verdict(100, node="n2"), drop(1, node="n1"), drop(101, node="n2"))
+    assert dropped_total(p) == 2
+    assert p.self_metrics.sources["test"].paired == 2
+
+
+def test_late_drop_within_a_node_still_pairs() -> None:
+    # another connection's verdict 1 s later is delivered before this drop (per-CPU rings)
+    other = {"l4": {"TCP": {"source_port": 40123, "destination_port": 7235}}}
+    assert dropped_total(run(verdict(0), verdict(1000, **other), drop(1))) == 2
+
+
+def test_pending_memory_is_bounded_per_node_horizon() -> None:
+    p = run(*(verdict(i * 1000, node=f"n{i % 3}") for i in range(60)))
+    assert p.counter.pending == 3  # a node's verdicts are 3 s apart: each keeps only its newest
