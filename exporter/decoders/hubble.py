@@ -217,6 +217,10 @@ def flow_record(flow: _Flow, envelope_node: str = "", envelope_time: str = "") -
             raise DecodeError(f"policy list: {exc}", f"$.flow.{direction}_policies") from None
     else:
         policies = ()
+    if family is Family.AUDIT and not reason:
+        # Cilium sets no drop reason on audit verdicts: what would have denied it is a deny rule when
+        # one is named, else the absence of an allow (default deny).
+        reason = "POLICY_DENY" if policies else "POLICY_DENIED"
 
     timestamp = flow.time or envelope_time
     try:

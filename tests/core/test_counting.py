@@ -150,3 +150,11 @@ def test_late_drop_within_a_node_still_pairs() -> None:
 def test_pending_memory_is_bounded_per_node_horizon() -> None:
     p = run(*(verdict(i * 1000, node=f"n{i % 3}") for i in range(60)))
     assert p.counter.pending == 3  # a node's verdicts are 3 s apart: each keeps only its newest
+
+
+def test_real_cilium_audit_verdicts_carry_no_reason() -> None:
+    # Cilium's decodeDropReason gives 0 for audited verdicts: no drop_reason, no drop_reason_desc
+    p = run(hubble_line(verdict="AUDIT", time=t(0)),
+            hubble_line(verdict="AUDIT", time=t(1), ingress_denied_by=[{"name": "deny-x", "namespace": "temporal"}]))
+    audit = {k[0]: k[-1] for k in p.stores[Family.AUDIT].series}
+    assert audit == {"default-deny": "POLICY_DENIED", "temporal/deny-x": "POLICY_DENY"}
