@@ -13,7 +13,7 @@ def policy_families(state: ClusterState) -> Iterator[MetricFamily]:
     info = MetricFamily(
         "networkpolicy_info", "gauge",
         "1 for every NetworkPolicy in the cluster (Kubernetes enrichment), with its resourceVersion and generation.",
-        ("policy", "kind", "namespace", "name", "resource_version", "generation"))
+        ("policy", "kind", "policy_namespace", "policy_name", "resource_version", "generation"))
     changed = MetricFamily(
         "networkpolicy_last_change_timestamp_seconds", "gauge",
         "Latest server-recorded write to the policy: max(creationTimestamp, managedFields[].time); when the "

@@ -134,8 +134,8 @@ def test_networkpolicy_info_and_zero_seeded_series(enriched: tuple[Pipeline, Kub
     pipeline, enrichment = enriched
     text = exposition(pipeline)
     for ns, name in (("shop", "default-deny-all"), ("shop", "web-ingress"), ("default", "deathstar-ingress")):
-        assert (f'networkpolicy_info{{policy="{ns}/{name}",kind="NetworkPolicy",namespace="{ns}",name="{name}",'
-                f'resource_version="') in text
+        assert (f'networkpolicy_info{{policy="{ns}/{name}",kind="NetworkPolicy",policy_namespace="{ns}",'
+                f'policy_name="{name}",resource_version="') in text
     assert 'networkpolicy_info{policy="shop/web-ingress"' in text and 'generation="1"} 1' in text
     # managedFields time 2026-11-28T12:00:00Z
     assert 'networkpolicy_last_change_timestamp_seconds{policy="shop/web-ingress"} 1795867200' in text

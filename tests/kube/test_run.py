@@ -49,8 +49,8 @@ def test_run_enriches_and_survives_an_api_outage(server: FakeAPIServer, tmp_path
         poll(lambda: sample(exporter.get("/metrics"), "networkpolicy_dropped_packets_total", **WEB_DROP) == 1)
         text = exporter.get("/metrics")
         rv = server.cluster.objects["networkpolicies"][("shop", "web-ingress")]["metadata"]["resourceVersion"]
-        assert (f'networkpolicy_info{{policy="shop/web-ingress",kind="NetworkPolicy",namespace="shop",'
-                f'name="web-ingress",resource_version="{rv}",generation="1"}} 1') in text
+        assert (f'networkpolicy_info{{policy="shop/web-ingress",kind="NetworkPolicy",policy_namespace="shop",'
+                f'policy_name="web-ingress",resource_version="{rv}",generation="1"}} 1') in text
         assert sample(text, "networkpolicy_dropped_packets_total", policy="shop/default-deny-all",
                       direction="egress", source="", source_namespace="", destination="", destination_namespace="",
                       destination_port="", protocol="", reason="POLICY_DENIED") == 0
