@@ -130,10 +130,12 @@ def calico_lines(n: int, seed: int = 2, deployments: int = 300) -> list[bytes]:
     rng = random.Random(seed)
     # a cluster's workloads: (namespace, app, ReplicaSet hash) — aggregated names repeat across records
     pool = [(rng.choice(NAMESPACES), rng.choice(APPS), _suffix(rng, 10)) for _ in range(deployments)]
+    # a service graph: each workload talks to a few others on one port each
+    edges = [(src, dst, rng.choice(PORTS)) for src in pool for dst in rng.sample(pool, 3) if dst is not src]
     out = []
     for _ in range(n):
         deny = rng.random() < 0.1
-        (sns, sapp, shash), (dns, dapp, dhash) = rng.sample(pool, 2)
+        (sns, sapp, shash), (dns, dapp, dhash), port = rng.choice(edges)
         policy = (f"0|default|{dns}/knp.default.{dapp}-policy|deny|-1" if deny
                   else f"1|default|{dns}/knp.default.{dapp}-policy|allow|{rng.randint(0, 5)}")
         out.append(json.dumps({
@@ -141,7 +143,7 @@ def calico_lines(n: int, seed: int = 2, deployments: int = 300) -> list[bytes]:
             "source_name_aggr": f"{sapp}-{shash}-*", "source_namespace": sns, "source_port": None,
             "source_type": "wep", "source_labels": {"labels": [f"app={sapp}", "pod-template-hash=5d8f7c9b6d"]},
             "dest_ip": None, "dest_name": "-", "dest_name_aggr": f"{dapp}-{dhash}-*",
-            "dest_namespace": dns, "dest_port": rng.choice(PORTS), "dest_type": "wep",
+            "dest_namespace": dns, "dest_port": port, "dest_type": "wep",
             "dest_labels": {"labels": [f"app={dapp}"]}, "dest_service_namespace": "-", "dest_service_name": "-",
             "dest_service_port": "-", "dest_service_port_num": None, "proto": "tcp",
             "action": "deny" if deny else "allow", "reporter": "dst",

@@ -137,16 +137,43 @@ def _deciding_policies(strings: tuple[str, ...], action: str) -> tuple[str, ...]
     return (hit.label,) if hit is not None and not hit.profile else ()
 
 
+# What a record's labels depend on, decoded once per distinct flow key: aggregated records repeat
+# the same names, namespaces, port and policies every flush interval.
+_Template = tuple[Family, tuple[str, ...], str, Peer, Peer, str, str, str]
+_TEMPLATE_CACHE_SIZE: Final = 65536
+_templates: dict[tuple[Any, ...], _Template] = {}
+
+
 def decode_line(line: bytes) -> FlowRecord | None:
     rec = _decode(line)
+    packets = (rec.packets_in or 0) + (rec.packets_out or 0)
+    pol = rec.policies
+    strings = pol.enforced_policies if pol is not None else None
+    key = (rec.action, rec.reporter, rec.proto, rec.dest_port, rec.source_type, rec.source_name,
+           rec.source_name_aggr, rec.source_namespace, rec.source_ip, rec.dest_type, rec.dest_name,
+           rec.dest_name_aggr, rec.dest_namespace, rec.dest_ip,
+           tuple(strings) if strings is not None else (bytes(pol.all_policies) if pol is not None else None))
+    template = _templates.get(key)
+    if template is None:
+        template = _template(rec)
+        if len(_templates) >= _TEMPLATE_CACHE_SIZE:
+            _templates.clear()
+        _templates[key] = template
+    if packets <= 0:
+        return None
+    family, policies, direction, source, destination, port, protocol, reason = template
+    end = rec.end_time or rec.start_time or 0
+    return FlowRecord(CALICO_FLOW, family, policies, direction, source, destination, port, protocol, reason,
+                      packets, int(end * 1_000_000_000), "", rec.source_port or 0, rec.dest_port or 0)
+
+
+def _template(rec: _Record) -> _Template:
+    """The label values of a record (everything but its counts and time); DecodeError when malformed."""
     family = _ACTIONS.get(rec.action)
     if family is None:
         if rec.action:
             raise DecodeError(f"unknown action {rec.action!r}", "$.action")
         raise DecodeError("missing action", "$.action")
-    packets = (rec.packets_in or 0) + (rec.packets_out or 0)
-    if packets <= 0:
-        return None
     policies: tuple[str, ...] = ()
     pol = rec.policies
     if pol is not None:
@@ -162,9 +189,7 @@ def decode_line(line: bytes) -> FlowRecord | None:
             except PolicyStringError as exc:
                 raise DecodeError(str(exc), "$.policies") from None
     protocol = protocol_label(str(rec.proto)) if rec.proto is not None else ""
-    end = rec.end_time or rec.start_time or 0
-    return FlowRecord(
-        CALICO_FLOW,
+    return (
         family,
         policies,
         _DIRECTIONS.get(rec.reporter or "", "unknown"),
@@ -175,9 +200,4 @@ def decode_line(line: bytes) -> FlowRecord | None:
         port_label(protocol, rec.dest_port),
         protocol,
         POLICY_DENIED if family is Family.DROPPED else "",
-        packets,
-        int(end * 1_000_000_000),
-        "",
-        rec.source_port or 0,
-        rec.dest_port or 0,
     )
