@@ -147,12 +147,13 @@ def policy_name(policy: Policy) -> str:
     return ""
 
 
-_policy_cache: dict[tuple[bytes, ...], tuple[str, ...]] = {}
+_policy_cache: dict[bytes, tuple[str, ...]] = {}
 
 
 def policy_names(*raws: bytes) -> tuple[str, ...]:
     """Sorted, de-duplicated policy names from one or more raw `*_allowed_by`/`*_denied_by` lists."""
-    key = tuple(bytes(raw) for raw in raws)
+    # JSON never holds a NUL byte: joining on it keeps the key unambiguous
+    key = bytes(raws[0]) if len(raws) == 1 else b"\0".join([bytes(raw) for raw in raws])
     names = _policy_cache.get(key)
     if names is None:
         if len(_policy_cache) >= _PEER_CACHE_SIZE:
