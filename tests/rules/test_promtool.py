@@ -50,3 +50,24 @@ def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
     result = run([promtool, "test", "rules", str(tests_dir / alerts_test.name)])
     assert result.returncode != 0
     assert "violation spread thinly over many series" in result.stdout + result.stderr
+
+
+def test_promtool_unit_tests_catch_a_per_instance_inhibition_source(tmp_path: Path) -> None:
+    """The drop alerts' inhibition source must not fire while one exporter of several is down: with
+    NetpolExporterDown's per-instance expression (the review's bug), the unit tests fail."""
+    promtool = require_tool("promtool")
+    (tmp_path / "rules").mkdir()
+    for path in RULE_FILES:
+        text = path.read_text()
+        if "alert: NetpolExporterAllDown" in text:
+            fixed = 'expr: absent(up{job="netpol-exporter"} == 1)'
+            assert text.count(fixed) == 1
+            text = text.replace(fixed, 'expr: up{job="netpol-exporter"} == 0 or absent(up{job="netpol-exporter"})')
+        (tmp_path / "rules" / path.name).write_text(text)
+    tests_dir = tmp_path / "tests" / "rules" / "promtool"
+    tests_dir.mkdir(parents=True)
+    alerts_test = next(p for p in PROMTOOL_TESTS if p.name == "alerts.test.yml")
+    (tests_dir / alerts_test.name).write_text(alerts_test.read_text())
+    result = run([promtool, "test", "rules", str(tests_dir / alerts_test.name)])
+    assert result.returncode != 0
+    assert "name: one exporter of three down" in result.stdout + result.stderr
