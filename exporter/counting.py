@@ -28,28 +28,12 @@ MAX_PENDING: Final = 100_000
 # How far a node's events may arrive out of time order (CPUs' perf rings, Relay's merge) and still pair.
 REORDER_SLACK_NS: Final = 2_000_000_000
 
+_ALLOWED: Final = Family.ALLOWED
+_DROPPED: Final = Family.DROPPED
+
 PairKey = tuple[str, str, str, str, str, int, int, str]
 Enricher = Callable[[FlowRecord], FlowRecord]
 DeniedHook = Callable[[FlowRecord, str, SourceStats], None]
-
-
-def policy_label(record: FlowRecord) -> str:
-    if record.policies:
-        return ",".join(record.policies)
-    if record.verdict is Family.ALLOWED:
-        return DEFAULT_ALLOW
-    if record.reason == DEFAULT_DENY_REASON:
-        return DEFAULT_DENY
-    return UNKNOWN_POLICY
-
-
-def label_key(record: FlowRecord, policy: str) -> tuple[str, ...]:
-    src, dst = record.source, record.destination
-    if record.verdict is Family.ALLOWED:
-        return (policy, record.direction, src.name, src.namespace, dst.name, dst.namespace,
-                record.destination_port, record.protocol)
-    return (policy, record.direction, src.name, src.namespace, dst.name, dst.namespace,
-            record.destination_port, record.protocol, record.reason)
 
 
 def _pair_key(record: FlowRecord) -> PairKey:
@@ -82,16 +66,32 @@ class FlowCounter:
     def count(self, record: FlowRecord, now: float, stats: SourceStats) -> bool:
         """Count one record; False when it adds nothing (a drop event paired with its verdict)."""
         kind = record.kind
+        verdict = record.verdict
         if kind == HUBBLE_DROP and self._pair(record):
             stats.paired += 1
             return False
-        if kind == HUBBLE_VERDICT and record.verdict is Family.DROPPED:
+        if kind == HUBBLE_VERDICT and verdict is _DROPPED:
             self._remember(record)
         if self.enrich is not None:
             record = self.enrich(record)
-        policy = policy_label(record)
-        self.stores[record.verdict].add(label_key(record, policy), record.packets, now)
-        if self.on_denied is not None and record.verdict is Family.DROPPED:
+        # the policy label, with the contract's sentinels for events that name no policy
+        if record.policies:
+            policy = ",".join(record.policies)
+        elif verdict is _ALLOWED:
+            policy = DEFAULT_ALLOW
+        elif record.reason == DEFAULT_DENY_REASON:
+            policy = DEFAULT_DENY
+        else:
+            policy = UNKNOWN_POLICY
+        src, dst = record.source, record.destination
+        if verdict is _ALLOWED:
+            key: tuple[str, ...] = (policy, record.direction, src.name, src.namespace, dst.name, dst.namespace,
+                                    record.destination_port, record.protocol)
+        else:
+            key = (policy, record.direction, src.name, src.namespace, dst.name, dst.namespace,
+                   record.destination_port, record.protocol, record.reason)
+        self.stores[verdict].add(key, record.packets, now)
+        if verdict is _DROPPED and self.on_denied is not None:
             self.on_denied(record, policy, stats)
         return True
 

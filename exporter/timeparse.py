@@ -47,7 +47,7 @@ def parse_rfc3339_seconds(value: str) -> int:
     if len(value) < 20 or value[10] not in "Tt ":
         raise ValueError(f"malformed timestamp {value!r}")
     if value[-1] in "Zz" and (len(value) == 20 or value[19] == "."):
-        seconds = _epoch_seconds(value[:10] + "T" + value[11:19])
+        seconds = _epoch_seconds(value[:19] if value[10] == "T" else value[:10] + "T" + value[11:19])
         if len(value) > 20 and not (len(value) <= 30 and value[20:-1].isdigit() and value[20:-1].isascii()):
             raise ValueError(f"malformed fractional seconds in {value!r}")
         return seconds

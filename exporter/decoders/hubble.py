@@ -16,7 +16,7 @@ from typing import Final
 
 import msgspec
 
-from exporter.decoders.hubble_names import peer_from_endpoint, policy_names
+from exporter.decoders.hubble_names import peers_from_endpoints, policy_names
 from exporter.decoders.jsondecode import typed_json_decoder
 from exporter.model import HUBBLE_DROP, HUBBLE_VERDICT, DecodeError, Family, FlowRecord, LostEvents
 from exporter.naming import port_label
@@ -145,8 +145,14 @@ def reason_name(desc: str | int, number: int) -> str:
 
 
 def decode_line(line: bytes) -> FlowRecord | LostEvents | None:
-    if _cannot_count(line):
-        return None
+    # _cannot_count's compact case inlined: it runs for every line of the stream
+    at = line.rfind(_EVENT_TYPE_KEY) + 12
+    if at >= 12 and b"}" in line[-3:]:
+        if line.startswith(_COMPACT_TYPE, at):
+            if line[at + 9 : at + 10].isdigit() and not line.startswith(_COMPACT_COUNTABLE, at):
+                return None
+        elif _cannot_count(line):
+            return None
     msg = _decode(line)
     flow = msg.flow
     if flow is None:
@@ -233,8 +239,7 @@ def flow_record(flow: _Flow, envelope_node: str = "", envelope_time: str = "") -
     except ValueError as exc:
         raise DecodeError(str(exc), "$.flow.time") from None
     try:
-        source = peer_from_endpoint(flow.source, src_ip)
-        destination = peer_from_endpoint(flow.destination, dst_ip)
+        source, destination = peers_from_endpoints(flow.source, flow.destination, src_ip, dst_ip)
     except msgspec.ValidationError as exc:
         raise DecodeError(f"endpoint: {exc}", "$.flow.source/destination") from None
     return FlowRecord(

@@ -107,6 +107,21 @@ def peer_from_endpoint(raw: bytes, ip: str) -> Peer:
     return peer
 
 
+_pair_cache: dict[tuple[bytes, bytes, str, str], tuple[Peer, Peer]] = {}
+
+
+def peers_from_endpoints(source: bytes, destination: bytes, source_ip: str, destination_ip: str) -> tuple[Peer, Peer]:
+    """Both sides of a flow with one cache lookup (the same pairs of pods talk all day)."""
+    key = (bytes(source), bytes(destination), source_ip, destination_ip)
+    peers = _pair_cache.get(key)
+    if peers is None:
+        if len(_pair_cache) >= _PEER_CACHE_SIZE:
+            _pair_cache.clear()
+        peers = _pair_cache[key] = (peer_from_endpoint(source, source_ip),
+                                    peer_from_endpoint(destination, destination_ip))
+    return peers
+
+
 def _name_endpoint(raw: bytes, ip: str) -> Peer:
     ep = _decode_endpoint(raw) if raw else Endpoint()
     labels = ep.labels or []
