@@ -40,9 +40,6 @@ def _number(value: float) -> str:
     return repr(value)
 
 
-format_number = _number  # public name for streaming renderers
-
-
 def _header(out: list[str], name: str, type_: str, help_text: str, openmetrics: bool) -> str:
     """Write HELP/TYPE lines; returns the sample name."""
     help_text = help_text.replace("\\", "\\\\").replace("\n", "\\n")
@@ -52,22 +49,22 @@ def _header(out: list[str], name: str, type_: str, help_text: str, openmetrics: 
     return sample
 
 
-CHUNK_SERIES = 2000  # series per yielded chunk: bounded memory however many series there are
+CHUNK_SERIES = 2000  # series per chunk: memory stays bounded however many series there are
 
 
-def _store_chunks(store: SeriesStore, openmetrics: bool) -> Iterator[str]:
+def _store_chunks(store: SeriesStore, openmetrics: bool, chunk_series: int) -> Iterator[str]:
     head: list[str] = []
-    sample = _header(head, store.name, "counter", store.help, openmetrics)
-    prefix = sample + "{"
+    prefix = _header(head, store.name, "counter", store.help, openmetrics) + "{"
     yield head[0]
-    chunk: list[str] = []
-    for labels, value in store.samples():
-        chunk.append(f"{prefix}{labels}}} {_number(value)}\n")
-        if len(chunk) >= CHUNK_SERIES:
-            yield "".join(chunk)
-            chunk.clear()
-    if chunk:
-        yield "".join(chunk)
+    series = store.series
+    keys = list(series)  # a snapshot of the keys only: one C call, no per-series objects
+    for start in range(0, len(keys), chunk_series):
+        out = []
+        for key in keys[start:start + chunk_series]:
+            entry = series.get(key)
+            if entry is not None:  # None: expired since the snapshot
+                out.append(f"{prefix}{store.labels_text(key)}}} {_number(entry[0])}\n")
+        yield "".join(out)
 
 
 def render_family(out: list[str], family: MetricFamily, openmetrics: bool) -> None:
@@ -81,19 +78,26 @@ def render_family(out: list[str], family: MetricFamily, openmetrics: bool) -> No
             out.append(f"{sample} {_number(value)}\n")
 
 
-def iter_render(
-    stores: Iterable[SeriesStore], families: Iterable[MetricFamily], *, openmetrics: bool = False
-) -> Iterator[bytes]:
-    """The exposition in chunks of about CHUNK_SERIES lines (stream them; peak memory stays small)."""
+def iter_render_text(
+    stores: Iterable[SeriesStore], families: Iterable[MetricFamily], *, openmetrics: bool = False,
+    chunk_series: int = CHUNK_SERIES,
+) -> Iterator[str]:
+    """The exposition in pieces of at most `chunk_series` samples: a server streams them (and may yield
+    to its event loop between them); peak memory stays small at any number of series."""
     for store in stores:
-        for text in _store_chunks(store, openmetrics):
-            yield text.encode()
+        yield from _store_chunks(store, openmetrics, chunk_series)
     out: list[str] = []
     for family in families:
         render_family(out, family, openmetrics)
     if openmetrics:
         out.append("# EOF\n")
-    yield "".join(out).encode()
+    yield "".join(out)
+
+
+def iter_render(
+    stores: Iterable[SeriesStore], families: Iterable[MetricFamily], *, openmetrics: bool = False
+) -> Iterator[bytes]:
+    return (text.encode() for text in iter_render_text(stores, families, openmetrics=openmetrics))
 
 
 def render(
@@ -102,14 +106,14 @@ def render(
     return b"".join(iter_render(stores, families, openmetrics=openmetrics))
 
 
-class GzipChunks:
-    """Incremental gzip of a chunk stream (for streamed HTTP responses)."""
+class GzipStream:
+    """Incremental gzip of a chunk stream (level 1, like maybe_gzip), for streamed responses."""
 
-    def __init__(self, level: int = 1) -> None:
-        self._z = zlib.compressobj(level, zlib.DEFLATED, 31)
+    def __init__(self) -> None:
+        self._z = zlib.compressobj(1, zlib.DEFLATED, 31)
 
-    def feed(self, chunk: bytes) -> bytes:
-        return self._z.compress(chunk)
+    def compress(self, data: bytes) -> bytes:
+        return self._z.compress(data)
 
     def finish(self) -> bytes:
         return self._z.flush()

@@ -12,52 +12,20 @@ The output is byte-for-byte what `Pipeline.render()` produces for the same state
 from __future__ import annotations
 
 import gc
-import zlib
 from collections.abc import Iterator
 
-from exporter.exposition import MetricFamily, render_family
-from exporter.exposition import _number as format_number  # the exposition's own value format
+from exporter.exposition import GzipStream, iter_render_text
 from exporter.pipeline import Pipeline
+
+__all__ = ["CHUNK_SERIES", "GCPause", "GzipStream", "render_chunks"]
 
 CHUNK_SERIES = 500
 
 
 def render_chunks(pipeline: Pipeline, openmetrics: bool, chunk_series: int = CHUNK_SERIES) -> Iterator[str]:
     """The exposition in pieces of at most `chunk_series` samples each (the caller yields between them)."""
-    for store in pipeline.stores.values():
-        out: list[str] = []
-        render_family(out, MetricFamily(store.name, "counter", store.help), openmetrics)  # header only
-        prefix = store.name + "_total{"
-        series = store.series
-        keys = list(series)  # a snapshot of the keys only: one C call, no per-series objects
-        for start in range(0, len(keys), chunk_series):
-            for key in keys[start:start + chunk_series]:
-                entry = series.get(key)
-                if entry is not None:  # None: expired since the snapshot
-                    out.append(f"{prefix}{store.labels_text(key)}}} {format_number(entry[0])}\n")
-            yield "".join(out)
-            out = []
-        if out:
-            yield "".join(out)
-    out = []
-    for family in pipeline.self_metrics.families():
-        render_family(out, family, openmetrics)
-    if openmetrics:
-        out.append("# EOF\n")
-    yield "".join(out)
-
-
-class GzipStream:
-    """Incremental gzip (level 1, like the exposition's maybe_gzip)."""
-
-    def __init__(self) -> None:
-        self._z = zlib.compressobj(1, zlib.DEFLATED, 31)
-
-    def compress(self, data: bytes) -> bytes:
-        return self._z.compress(data)
-
-    def finish(self) -> bytes:
-        return self._z.flush()
+    return iter_render_text(pipeline.stores.values(), pipeline.self_metrics.families(), openmetrics=openmetrics,
+                            chunk_series=chunk_series)
 
 
 class GCPause:
