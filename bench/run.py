@@ -37,32 +37,23 @@ from exporter.pipeline import Pipeline
 
 def best_of(repeat: int, fn: Callable[[], object]) -> float:
     """Best CPU time of this process over `repeat` runs: robust when other processes share the cores."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.process_time()
-        fn()
-        best = min(best, time.process_time() - start)
-    return best
+    return best_interleaved(repeat, [fn])[0]
 
 
-def best_interleaved(repeat: int, fns: list[Callable[[], object]]) -> list[float]:
-    """Best CPU time of each function, run in turn `repeat` times."""
+def best_interleaved(repeat: int, fns: list[Callable[[], object]],
+                     clock: Callable[[], float] = time.process_time) -> list[float]:
+    """Best time of each function (CPU time of this process by default), run in turn `repeat` times."""
     best = [float("inf")] * len(fns)
     for _ in range(repeat):
         for i, fn in enumerate(fns):
-            start = time.process_time()
+            start = clock()
             fn()
-            best[i] = min(best[i], time.process_time() - start)
+            best[i] = min(best[i], clock() - start)
     return best
 
 
 def best_wall(repeat: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return best_interleaved(repeat, [fn], clock=time.perf_counter)[0]
 
 
 def ingest_all(fmt: str, lines: list[bytes]) -> Pipeline:

@@ -129,7 +129,6 @@ def _peer(kind: str | None, name: str | None, aggr: str | None, namespace: str |
     return Peer(UNKNOWN, "", addr)
 
 
-@lru_cache(maxsize=16384)
 def _deciding_policies(strings: tuple[str, ...], action: str) -> tuple[str, ...]:
     """The deciding policy's label for a record's policy strings; () for a profile or no hit."""
     hits: list[PolicyHit] = [parse_policy_string(s) for s in strings]

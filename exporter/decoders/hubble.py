@@ -16,6 +16,7 @@ from typing import Final
 
 import msgspec
 
+from exporter.decoders.drop_reasons import DROP_REASONS
 from exporter.decoders.hubble_names import peers_from_endpoints, policy_names
 from exporter.decoders.jsondecode import typed_json_decoder
 from exporter.model import HUBBLE_DROP, HUBBLE_VERDICT, DecodeError, Family, FlowRecord, LostEvents
@@ -124,15 +125,6 @@ _DIRECTIONS: Final = {"INGRESS": "ingress", "EGRESS": "egress", 1: "ingress", 2:
 POLICY_DROP_REASONS: Final = frozenset({"POLICY_DENIED", "POLICY_DENY", "AUTH_REQUIRED"})
 
 
-def _drop_reason_names() -> dict[int, str]:
-    from exporter.decoders.drop_reasons import DROP_REASONS
-
-    return DROP_REASONS
-
-
-DROP_REASONS: Final = _drop_reason_names()
-
-
 def reason_name(desc: str | int, number: int) -> str:
     """`drop_reason_desc`, else the name of the numeric `drop_reason` (contract: reason)."""
     if isinstance(desc, int):
@@ -145,14 +137,8 @@ def reason_name(desc: str | int, number: int) -> str:
 
 
 def decode_line(line: bytes) -> FlowRecord | LostEvents | None:
-    # _cannot_count's compact case inlined: it runs for every line of the stream
-    at = line.rfind(_EVENT_TYPE_KEY) + 12
-    if at >= 12 and b"}" in line[-3:]:
-        if line.startswith(_COMPACT_TYPE, at):
-            if line[at + 9 : at + 10].isdigit() and not line.startswith(_COMPACT_COUNTABLE, at):
-                return None
-        elif _cannot_count(line):
-            return None
+    if _cannot_count(line):
+        return None
     msg = _decode(line)
     flow = msg.flow
     if flow is None:

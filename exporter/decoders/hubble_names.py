@@ -91,34 +91,20 @@ def _reserved_name(labels: list[str]) -> str:
     return next(iter(sorted(found))) if found else ""
 
 
-# Endpoints repeat (the same pods talk all day): their raw JSON bytes key a bounded cache of peers.
+# The same pairs of pods talk all day: the raw JSON bytes of both endpoints (and the addresses) key a
+# bounded cache of named peers, so an endpoint is decoded only the first time its pair is seen.
 _PEER_CACHE_SIZE = 50_000
-_peer_cache: dict[tuple[bytes, str], Peer] = {}
-
-
-def peer_from_endpoint(raw: bytes, ip: str) -> Peer:
-    """Name one side of a flow (contract: source, destination, *_namespace)."""
-    key = (bytes(raw), ip)
-    peer = _peer_cache.get(key)
-    if peer is None:
-        if len(_peer_cache) >= _PEER_CACHE_SIZE:
-            _peer_cache.clear()
-        peer = _peer_cache[key] = _name_endpoint(raw, ip)
-    return peer
-
-
 _pair_cache: dict[tuple[bytes, bytes, str, str], tuple[Peer, Peer]] = {}
 
 
 def peers_from_endpoints(source: bytes, destination: bytes, source_ip: str, destination_ip: str) -> tuple[Peer, Peer]:
-    """Both sides of a flow with one cache lookup (the same pairs of pods talk all day)."""
+    """Name both sides of a flow (contract: source, destination, *_namespace)."""
     key = (bytes(source), bytes(destination), source_ip, destination_ip)
     peers = _pair_cache.get(key)
     if peers is None:
         if len(_pair_cache) >= _PEER_CACHE_SIZE:
             _pair_cache.clear()
-        peers = _pair_cache[key] = (peer_from_endpoint(source, source_ip),
-                                    peer_from_endpoint(destination, destination_ip))
+        peers = _pair_cache[key] = (_name_endpoint(source, source_ip), _name_endpoint(destination, destination_ip))
     return peers
 
 

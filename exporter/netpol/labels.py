@@ -144,7 +144,8 @@ def validate_label_value(value: Any, path: str) -> str:
     return value
 
 
-def _mapping(obj: Any, path: str) -> Mapping[str, Any]:
+def as_mapping(obj: Any, path: str) -> Mapping[str, Any]:
+    """`obj` as a mapping ({} for null); PolicyInvalid naming `path` otherwise."""
     if obj is None:
         return {}
     if not isinstance(obj, Mapping):
@@ -154,12 +155,12 @@ def _mapping(obj: Any, path: str) -> Mapping[str, Any]:
 
 def parse_selector(obj: Any, path: str) -> LabelSelector:
     """Parse a LabelSelector object (`{}` or None-valued fields select everything)."""
-    sel = _mapping(obj, path)
+    sel = as_mapping(obj, path)
     unknown = set(sel) - {"matchLabels", "matchExpressions"}
     if unknown:
         raise PolicyInvalid(path, f"unknown field(s) {sorted(unknown)} in a label selector")
     reqs: list[Requirement] = []
-    for key, value in _mapping(sel.get("matchLabels"), f"{path}.matchLabels").items():
+    for key, value in as_mapping(sel.get("matchLabels"), f"{path}.matchLabels").items():
         validate_label_key(key, f"{path}.matchLabels")
         validate_label_value(value, f"{path}.matchLabels.{key}")
         reqs.append(Requirement(key, "In", frozenset([value])))
@@ -168,7 +169,7 @@ def parse_selector(obj: Any, path: str) -> LabelSelector:
         raise PolicyInvalid(f"{path}.matchExpressions", "expected a list")
     for i, expr in enumerate(exprs):
         epath = f"{path}.matchExpressions[{i}]"
-        e = _mapping(expr, epath)
+        e = as_mapping(expr, epath)
         key = validate_label_key(e.get("key"), f"{epath}.key")
         op = e.get("operator")
         if op not in OPERATORS:

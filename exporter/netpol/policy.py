@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from exporter.netpol.errors import PolicyInvalid
-from exporter.netpol.labels import LabelSelector, parse_selector
+from exporter.netpol.labels import LabelSelector, as_mapping, parse_selector
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -125,14 +124,6 @@ class NetworkPolicy:
         return self.ingress if direction == INGRESS else self.egress
 
 
-def _mapping(obj: Any, path: str) -> Mapping[str, Any]:
-    if obj is None:
-        return {}
-    if not isinstance(obj, Mapping):
-        raise PolicyInvalid(path, f"expected a mapping, got {type(obj).__name__}")
-    return obj
-
-
 def _list(obj: Any, path: str) -> list[Any] | None:
     if obj is None:
         return None
@@ -152,7 +143,7 @@ def parse_network(text: Any, path: str) -> IPNetwork:
 
 
 def _parse_ip_block(obj: Any, path: str) -> IPBlock:
-    block = _mapping(obj, path)
+    block = as_mapping(obj, path)
     network = parse_network(block.get("cidr"), f"{path}.cidr")
     excepts = []
     for i, text in enumerate(_list(block.get("except"), f"{path}.except") or []):
@@ -165,7 +156,7 @@ def _parse_ip_block(obj: Any, path: str) -> IPBlock:
 
 
 def _parse_peer(obj: Any, path: str) -> PolicyPeer:
-    peer = _mapping(obj, path)
+    peer = as_mapping(obj, path)
     unknown = set(peer) - {"podSelector", "namespaceSelector", "ipBlock"}
     if unknown:
         raise PolicyInvalid(path, f"unknown field(s) {sorted(unknown)}")
@@ -186,7 +177,7 @@ def _parse_peer(obj: Any, path: str) -> PolicyPeer:
 
 
 def _parse_port(obj: Any, path: str) -> PolicyPort:
-    entry = _mapping(obj, path)
+    entry = as_mapping(obj, path)
     protocol = entry.get("protocol")
     if protocol is None:
         protocol = "TCP"
@@ -213,7 +204,7 @@ def _parse_port(obj: Any, path: str) -> PolicyPort:
 
 
 def _parse_rule(obj: Any, direction: str, index: int, path: str) -> Rule:
-    rule = _mapping(obj, path)
+    rule = as_mapping(obj, path)
     peers_key = "from" if direction == INGRESS else "to"
     unknown = set(rule) - {peers_key, "ports"}
     if unknown:
@@ -233,22 +224,22 @@ def _parse_rule(obj: Any, direction: str, index: int, path: str) -> Rule:
 
 def parse_policy(obj: Any, default_namespace: str | None = None) -> NetworkPolicy:
     """Parse and validate one NetworkPolicy object, applying the API server's defaulting."""
-    top = _mapping(obj, "")
+    top = as_mapping(obj, "")
     kind = top.get("kind", "NetworkPolicy")
     if kind != "NetworkPolicy":
         raise PolicyInvalid("kind", f"expected NetworkPolicy, got {kind!r}")
     api = top.get("apiVersion", "networking.k8s.io/v1")
     if api != "networking.k8s.io/v1":
         raise PolicyInvalid("apiVersion", f"expected networking.k8s.io/v1, got {api!r}")
-    meta = _mapping(top.get("metadata"), "metadata")
+    meta = as_mapping(top.get("metadata"), "metadata")
     name = meta.get("name")
     if not isinstance(name, str) or not name or len(name) > 253:
         raise PolicyInvalid("metadata.name", "is required")
     namespace = meta.get("namespace") or default_namespace
     if not isinstance(namespace, str) or not _DNS_LABEL.match(namespace) or len(namespace) > 63:
         raise PolicyInvalid("metadata.namespace", f"is required and must be a DNS label, got {namespace!r}")
-    annotations = _mapping(meta.get("annotations"), "metadata.annotations")
-    spec = _mapping(top.get("spec"), "spec")
+    annotations = as_mapping(meta.get("annotations"), "metadata.annotations")
+    spec = as_mapping(top.get("spec"), "spec")
     if "podSelector" not in spec:
         raise PolicyInvalid("spec.podSelector", "is required (use {} to select every pod)")
     pod_selector = parse_selector(spec.get("podSelector"), "spec.podSelector")

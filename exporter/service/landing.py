@@ -56,9 +56,8 @@ def _sources_table(service: Service, now: float) -> str:
             f"<td>{info.get('failures', 0)}</td>"
             "</tr>"
         )
-    return ("<table><tr><th>source</th><th>format</th><th>state</th><th>detail</th><th>last event</th>"
-            "<th>lag</th><th>read</th><th>counted</th><th>invalid</th><th>restarts</th></tr>"
-            + "".join(rows) + "</table>")
+    return _table(("source", "format", "state", "detail", "last event", "lag", "read", "counted", "invalid",
+                   "restarts"), rows)
 
 
 def _denied_table(service: Service) -> str:
@@ -67,18 +66,21 @@ def _denied_table(service: Service) -> str:
         return "<p class=muted>No denied flows seen yet.</p>"
     rows = []
     for f in ring:
-        port = f"{f.destination_port}" if f.destination_port else ""
         rows.append(
             "<tr>"
             f"<td>{escape(rfc3339(f.time))}</td><td>{escape(f.source)}</td><td>{escape(f.destination)}</td>"
-            f"<td>{escape(port)}</td><td>{escape(f.protocol)}</td><td>{escape(f.direction)}</td>"
+            f"<td>{escape(f.destination_port)}</td><td>{escape(f.protocol)}</td><td>{escape(f.direction)}</td>"
             f"<td>{escape(f.policy)}</td><td>{escape(f.reason)}</td><td>{f.packets}</td>"
             f"<td class=muted>{escape(f.source_name)}</td>"
             "</tr>"
         )
-    return ("<table><tr><th>time (UTC)</th><th>source</th><th>destination</th><th>port</th><th>protocol</th>"
-            "<th>direction</th><th>policy</th><th>reason</th><th>packets</th><th>input</th></tr>"
-            + "".join(rows) + "</table>")
+    return _table(("time (UTC)", "source", "destination", "port", "protocol", "direction", "policy", "reason",
+                   "packets", "input"), rows)
+
+
+def _table(headers: tuple[str, ...], rows: list[str]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
 def landing_page(service: Service) -> str:
