@@ -21,6 +21,7 @@ import msgspec
 from exporter.decoders.drop_reasons import DROP_REASONS
 from exporter.decoders.hubble_names import peers_from_endpoints, policy_names
 from exporter.decoders.jsondecode import typed_json_decoder
+from exporter.decoders.numbers import unsigned
 from exporter.model import (
     HUBBLE_DROP,
     HUBBLE_L7,
@@ -157,19 +158,6 @@ POLICY_DROP_REASONS: Final = frozenset({"POLICY_DENIED", "POLICY_DENY", "AUTH_RE
 L7_POLICY_DENIED: Final = "L7_POLICY_DENIED"
 # Verdicts a policy-verdict event can carry: a flow without event_type and one of these may be one.
 _VERDICT_LIKE: Final = frozenset({"FORWARDED", "REDIRECTED", "AUDIT"})
-UINT64_MAX: Final = 2**64 - 1
-
-
-def unsigned(value: int | str, field: str) -> int:
-    """A uint32/uint64 field (protojson writes uint64 as a string): anything else is invalid input."""
-    if isinstance(value, str):
-        if not (value.isascii() and value.isdigit()):
-            raise DecodeError(f"expected an unsigned integer, got {value!r}", field)
-        value = int(value)
-    if not 0 <= value <= UINT64_MAX:
-        raise DecodeError(f"{value} is out of range for an unsigned 64-bit count", field)
-    return value
-
 
 def aggregate_count(aggregate: _Aggregate) -> int:
     """How many events an aggregated line stands for."""
