@@ -61,7 +61,8 @@ def test_once_reports_invalid_lines_with_file_and_line(tmp_path: Path) -> None:
     err = proc.stderr.decode().splitlines()
     assert err[0].startswith(f"{log}:2: invalid hubble line")
     assert sum(1 for line in err if ": invalid hubble line" in line) == 5
-    assert err[-1] == f"{log}: 9 invalid lines in all (4 more not shown)"
+    assert err[-2] == f"{log}: 9 invalid lines in all (4 more not shown)"
+    assert err[-1] == f"{log}: read 10, counted 1, ignored 0, invalid 9"
     out = proc.stdout.decode()
     assert f'netpol_exporter_events_invalid_total{{source="hubble:{log}"}} 9' in out
     assert 'networkpolicy_dropped_packets_total{policy="default-deny"' in out
@@ -81,11 +82,12 @@ def test_once_reads_stdin_and_gzip(tmp_path: Path) -> None:
     assert f'netpol_exporter_events_counted_total{{source="hubble:{gz}"}} 2' in out
 
 
-def test_once_missing_file_is_an_error_but_counts_the_rest(tmp_path: Path) -> None:
+def test_once_missing_file_is_an_error_and_prints_nothing(tmp_path: Path) -> None:
     good = tmp_path / "g.log"
     good.write_bytes(hubble_line(verdict="FORWARDED") + b"\n")
     proc = subprocess.run([*EXE, "once", "--format", "hubble", str(tmp_path / "missing.log"), str(good)],
                           capture_output=True, timeout=60)
     assert proc.returncode == 1
-    assert b"missing.log" in proc.stderr
-    assert b"networkpolicy_allowed_packets_total{" in proc.stdout
+    assert f"netpol-exporter: {tmp_path / 'missing.log'}: cannot read: No such file" in proc.stderr.decode()
+    assert f"{good}: read 1, counted 1, ignored 0, invalid 0" in proc.stderr.decode()
+    assert proc.stdout == b""
