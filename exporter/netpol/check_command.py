@@ -25,7 +25,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="NetworkPolicy YAML file or folder (repeatable); a kustomization folder is read or rendered",
     )
+    from exporter.netpol.loading import add_namespace_argument
+
+    add_namespace_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.epilog = ("exit status: 0 every probe's expect holds; 1 one does not; 2 invalid input (model or "
+                     "policy file)")
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ def main(args: argparse.Namespace) -> int:
     from exporter.netpol.loading import load_policies
 
     try:
-        loaded = load_policies(args.policies) if args.policies else None
+        loaded = load_policies(args.policies, args.namespace) if args.policies else None
         if loaded is not None and loaded.invalid:
             for message in loaded.invalid_messages():
                 print(f"netpol-exporter check: invalid NetworkPolicy: {message}", file=sys.stderr)
