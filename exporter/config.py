@@ -60,6 +60,8 @@ class Config(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     web_config_file: str | None = None
     recent_denied_flows: int = Field(500, ge=0, description="Size of the recent denied flows ring.")
+    grafana_url: str | None = Field(None, description="Grafana base URL: the landing page links each group of "
+                                    "denied flows to the Denied flows review dashboard there.")
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     series: SeriesConfig = Field(default_factory=SeriesConfig)
     hubble: HubbleConfig = Field(default_factory=HubbleConfig)
