@@ -81,6 +81,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="replay speed: 2 plays the minute-long loop in 30 s (default 1)")
     parser.add_argument("--duration", type=_positive, metavar="SECONDS", help="exit after this long")
     add_logging_arguments(parser)
+    parser.epilog = ("exit status: 0 stopped by SIGTERM, SIGINT or --duration; 1 cannot listen on the address; "
+                     "2 usage error")
 
 
 def _positive(text: str) -> float:
