@@ -90,11 +90,12 @@ class FlowVerdict:
 
 def _selector_match(matcher: LabelMatcher, peer: Peer, network_sets: list[NetworkSet]) -> Match:
     """Whether a rule selector matches a peer: its endpoint labels, or a network set holding its IP."""
-    labels = peer.calico_labels()
-    if labels is None:
-        return Unknown("host-endpoint")  # a host's HostEndpoint labels are not known offline
-    if matcher.matches(labels):
-        return True
+    if peer.kind != "external":  # an address outside the cluster has no labels; only network sets
+        labels = peer.calico_labels()
+        if labels is None:
+            return Unknown("host-endpoint")  # a host's HostEndpoint labels are not known offline
+        if matcher.matches(labels):
+            return True
     if peer.ip is None:
         return Unknown("peer-ip") if network_sets and peer.kind != "pod" else False
     ip = peer.ip
