@@ -133,7 +133,9 @@ spec:
   - name: from-dev
     action: {action}
     from: [{{namespaces: {{matchLabels: {{env: dev}}}}}}]
-    protocols: [{{tcp: {{destinationPort: {{number: 5432}}}}}}, {{udp: {{destinationPort: {{range: {{start: 53, end: 54}}}}}}}}]
+    protocols:
+    - {{tcp: {{destinationPort: {{number: 5432}}}}}}
+    - {{udp: {{destinationPort: {{range: {{start: 53, end: 54}}}}}}}}
 """
 
 
