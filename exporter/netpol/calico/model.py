@@ -283,9 +283,9 @@ class Policy:
 
     @property
     def sort_key(self) -> tuple[bool, float, str]:
-        """Felix's order within a tier: by `order` (unset = last), then by name."""
-        name = f"{self.namespace}/{self.name}" if self.namespace else self.name
-        return (self.order is None, self.order or 0.0, name)
+        """Felix's order within a tier (calc/policy_sorter.go PolKVLess): by `order` (unset = last),
+        ties by "name/namespace/kind"."""
+        return (self.order is None, self.order or 0.0, f"{self.name}/{self.namespace or ''}/{self.kind}")
 
     @property
     def identity(self) -> tuple[str, str]:

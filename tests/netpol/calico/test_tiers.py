@@ -282,3 +282,20 @@ def test_self_traffic_and_external_sides() -> None:
     verdict = flow(text, Peer.external("203.0.113.9"), API)
     assert verdict.egress is None
     assert side(verdict, "ingress") == ("deny", "shop/iso", -1)
+
+
+def test_order_ties_break_on_name_before_namespace() -> None:
+    """felix PolKVLess: equal orders compare "name/namespace/kind": global `t` sorts before `u` in
+    namespace `shop` (by "namespace/name" it would be the other way round: "shop/u" < "t")."""
+    text = """
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: t}
+spec: {order: 1, ingress: [{action: Deny}]}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: u, namespace: shop}
+spec: {order: 1, ingress: [{action: Allow}]}
+"""
+    assert side(flow(text, WEB, API), "ingress") == ("deny", "t", 0)
