@@ -206,7 +206,9 @@ def rule_matches(rule: Rule, src: Peer, dst: Peer, flow: Flow, sets: list[Networ
 
 
 def policy_selects(policy: Policy, endpoint: Peer, direction: str) -> Match:
-    if direction.capitalize() not in policy.types or policy.host_only:
+    if ("Ingress" if direction == INGRESS else "Egress") not in policy.types or policy.host_only:
+        return False
+    if policy.namespace is not None and policy.namespace != endpoint.namespace:
         return False
     labels = endpoint.calico_labels() or {}
     if not policy.selector.matches(labels):
@@ -226,7 +228,7 @@ def evaluate_side(policy_set: PolicySet, direction: str, src: Peer, dst: Peer, f
         return SideResult(direction, NOT_EVALUATED, reason="host-endpoint")
     sets = policy_set.network_sets
     passed: list[str] = []
-    for tier, policies in policy_set.ordered():
+    for tier, policies in policy_set.candidates(endpoint.namespace):
         applicable: list[Policy] = []
         for policy in policies:
             selected = policy_selects(policy, endpoint, direction)

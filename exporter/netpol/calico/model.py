@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 from exporter.netpol.calico.selector import NAMESPACE_LABEL, NAMESPACE_PREFIX, SERVICE_ACCOUNT_PREFIX
@@ -175,6 +176,10 @@ class Peer:
     def calico_labels(self) -> Mapping[str, str] | None:
         """The labels Calico's selectors see on this endpoint: its own, its namespace's (`pcns.`), its
         service account's (`pcsa.`) and the implicit `projectcalico.org/*` ones. None: not known."""
+        return self._calico_labels
+
+    @cached_property
+    def _calico_labels(self) -> Mapping[str, str] | None:
         if self.kind != "pod" or self.labels is None:
             return self.labels
         merged = dict(self.labels)
@@ -342,11 +347,33 @@ class PolicySet:
 
     def ordered(self) -> list[tuple[Tier, list[Policy]]]:
         """Tiers by order (unset = last, then by name), each with its policies in felix's order."""
+        key = (tuple(map(id, self.policies)), tuple(self.tiers.values()))
+        cached = self.__dict__.get("_ordered")
+        if cached is not None and cached[0] == key:
+            return cached[1]  # type: ignore[no-any-return]
         by_tier: dict[str, list[Policy]] = {}
         for policy in self.policies:
             by_tier.setdefault(policy.tier, []).append(policy)
         tiers = sorted((self.tier(name) for name in by_tier), key=lambda t: t.sort_key)
-        return [(t, sorted(by_tier[t.name], key=lambda p: p.sort_key)) for t in tiers]
+        ordered = [(t, sorted(by_tier[t.name], key=lambda p: p.sort_key)) for t in tiers]
+        self.__dict__["_ordered"] = (key, ordered)
+        self.__dict__["_candidates"] = {}
+        return ordered
+
+    def candidates(self, namespace: str | None) -> list[tuple[Tier, list[Policy]]]:
+        """`ordered()` narrowed to the policies that can select an endpoint of `namespace`: global
+        ones and that namespace's (cached per namespace)."""
+        ordered = self.ordered()
+        cache: dict[str | None, list[tuple[Tier, list[Policy]]]] = self.__dict__["_candidates"]
+        found = cache.get(namespace)
+        if found is None:
+            found = []
+            for tier, policies in ordered:
+                kept = [p for p in policies if p.namespace is None or p.namespace == namespace]
+                if kept:
+                    found.append((tier, kept))
+            cache[namespace] = found
+        return found
 
     def with_staged_enforced(self) -> PolicySet:
         """The set once its staged policies are enforced: `Set` adds or replaces the policy of the same

@@ -299,3 +299,40 @@ metadata: {name: u, namespace: shop}
 spec: {order: 1, ingress: [{action: Allow}]}
 """
     assert side(flow(text, WEB, API), "ingress") == ("deny", "t", 0)
+
+
+@pytest.mark.parametrize(
+    ("order_a", "order_b", "first"),
+    [
+        ("order: 10", "order: 1", "b"),  # by order
+        ("", "order: 1", "b"),  # an ordered tier before one without order
+        ("", "", "a"),  # both without order: by name
+        ("order: 5", "order: 5", "a"),  # equal orders: by name
+    ],
+)
+def test_tier_sorting_as_felix_sorts_tiers(order_a: str, order_b: str, first: str) -> None:
+    """Cases of felix calc/policy_sorter_test.go TestPolicySorter_Sorting, as verdicts: tier `a` denies,
+    tier `b` allows; whichever sorts first decides."""
+    text = f"""
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {{name: a}}
+spec: {{{order_a}}}
+---
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {{name: b}}
+spec: {{{order_b}}}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {{name: a.deny}}
+spec: {{tier: a, ingress: [{{action: Deny}}]}}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {{name: b.allow}}
+spec: {{tier: b, ingress: [{{action: Allow}}]}}
+"""
+    verdict = flow(text, WEB, API)
+    assert verdict.ingress is not None and verdict.ingress.tier == first
