@@ -350,7 +350,7 @@ class PolicySet:
         key = (tuple(map(id, self.policies)), tuple(self.tiers.values()))
         cached = self.__dict__.get("_ordered")
         if cached is not None and cached[0] == key:
-            return cached[1]  # type: ignore[no-any-return]
+            return cached[1]
         by_tier: dict[str, list[Policy]] = {}
         for policy in self.policies:
             by_tier.setdefault(policy.tier, []).append(policy)
