@@ -8,7 +8,7 @@ in one summary warning. A set mixing Cilium and Calico kinds is an error.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from exporter.netpol.adminpolicy import KINDS as ADMIN_KINDS
@@ -22,6 +22,7 @@ from exporter.netpol.calico.parse import (
     parse_tier,
 )
 from exporter.netpol.errors import PolicyInvalid
+from exporter.netpol.loading import Document
 
 CALICO_API = "projectcalico.org/v3"
 KUBERNETES_API = "networking.k8s.io/v1"
@@ -39,23 +40,28 @@ class PolicySetError(ValueError):
         self.problems = problems
 
 
-def _flatten(documents: Iterable[Any], names: Sequence[str] | None) -> list[tuple[str, Any]]:
-    flat: list[tuple[str, Any]] = []
+Describe = Callable[[str], str]  # field path → "where (document): path", for messages
+
+
+def _flatten(documents: Iterable[Any], names: Sequence[str] | None) -> list[tuple[Any, Describe]]:
+    flat: list[tuple[Any, Describe]] = []
     for i, doc in enumerate(documents):
         where = names[i] if names is not None and i < len(names) else f"document {i + 1}"
         if isinstance(doc, Mapping) and doc.get("kind") == "List" and isinstance(doc.get("items"), list):
-            flat.extend((f"{where}, items[{j}]", item) for j, item in enumerate(doc["items"]))
+            flat.extend((item, _describer(f"{where}, items[{j}]", item)) for j, item in enumerate(doc["items"]))
         elif doc is not None:
-            flat.append((where, doc))
+            flat.append((doc, _describer(where, doc)))
     return flat
 
 
-def _describe(where: str, doc: Mapping[str, Any]) -> str:
-    meta = doc.get("metadata")
+def _describer(where: str, doc: Any) -> Describe:
+    meta = doc.get("metadata") if isinstance(doc, Mapping) else None
     name = ""
     if isinstance(meta, Mapping) and meta.get("name"):
-        name = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else str(meta["name"])
-    return f"{where} ({doc.get('kind')} {name})".replace(" )", ")")
+        name = f" {meta['namespace']}/{meta['name']}" if meta.get("namespace") else f" {meta['name']}"
+    kind = doc.get("kind") if isinstance(doc, Mapping) else None
+    label = f"{where} ({kind}{name})" if kind else where
+    return lambda path: f"{label}: {path}" if path else label
 
 
 def load_policies(
@@ -64,20 +70,31 @@ def load_policies(
     default_namespace: str | None = None,
     names: Sequence[str] | None = None,
 ) -> PolicySet:
-    """Load Calico, Kubernetes and admin-policy documents. `cni` is "calico" (Calico kinds allowed) or
-    "kubernetes" (Kubernetes NetworkPolicy + ANP/BANP/ClusterNetworkPolicy only). `names` label each
-    document in messages (e.g. "policies.yaml:12"); default "document N". Raises PolicySetError."""
+    """Load Calico, Kubernetes and admin-policy documents (dicts). `cni` is "calico" (Calico kinds
+    allowed) or "kubernetes" (Kubernetes NetworkPolicy + ANP/BANP/ClusterNetworkPolicy only). `names`
+    label each document in messages (e.g. "policies.yaml:12"); default "document N". Raises
+    PolicySetError."""
+    return _load(_flatten(documents, names), cni, default_namespace)
+
+
+def load_documents(docs: Sequence[Document], cni: str = "calico", default_namespace: str | None = None) -> PolicySet:
+    """As `load_policies`, from the NetworkPolicy engine's `Document`s (files, folders, kustomizations):
+    messages name the file and line of the field at fault."""
+    return _load([(d.obj, d.where) for d in docs], cni, default_namespace)
+
+
+def _load(items: list[tuple[Any, Describe]], cni: str, default_namespace: str | None) -> PolicySet:
     if cni not in CNIS:
         raise ValueError(f"cni must be one of {', '.join(CNIS)}, got {cni!r}")
     result = PolicySet()
     problems: list[str] = []
     others: dict[str, int] = {}
-    for where, doc in _flatten(documents, names):
+    for doc, describe in items:
         if not isinstance(doc, Mapping):
-            problems.append(f"{where}: expected a mapping, got {type(doc).__name__}")
+            problems.append(f"{describe('')}: expected a mapping, got {type(doc).__name__}")
             continue
         kind, api = doc.get("kind"), doc.get("apiVersion")
-        label = _describe(where, doc)
+        label = describe("")
         try:
             if kind in CILIUM_KINDS:
                 raise PolicyInvalid("kind", f"{kind} is a Cilium kind: a policy set is for one CNI (here {cni})")
@@ -94,7 +111,7 @@ def load_policies(
             else:
                 others[str(kind)] = others.get(str(kind), 0) + 1
         except PolicyInvalid as exc:
-            problems.append(f"{label}: {exc}")
+            problems.append(f"{describe(exc.path)}: {exc.message}")
     if problems:
         raise PolicySetError(problems)
     if others:
