@@ -6,6 +6,8 @@ Cases worked by hand from Calico's selector documentation and libcalico-go's par
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.netpol.calico import SelectorError, parse
 
@@ -110,3 +112,70 @@ def test_namespace_selector_rewrite() -> None:
     assert not parse("all()").for_namespaces().matches(global_set)
     assert parse("global()").for_namespaces().matches(global_set)
     assert not parse("global()").for_namespaces().matches(pod)
+
+
+# -- property: any expression tree, printed with the grammar's precedence, parses back to itself ------
+
+
+KEYS = st.sampled_from(["app", "env", "k8s.io/name", "missing"])
+VALUES = st.sampled_from(["web", "prod", "nginx-1", "", "x"])
+Expr = tuple  # ("leaf", text, predicate) | ("and"/"or", left, right) | ("not", inner)
+
+
+def _leaf() -> st.SearchStrategy[tuple]:
+    def make(key: str, value: str, values: list[str], op: str) -> tuple:
+        quoted = "{" + ", ".join(f"'{v}'" for v in values) + "}"
+        table = {
+            "==": (f"{key} == '{value}'", lambda labels: labels.get(key) == value),
+            "!=": (f"{key} != \"{value}\"", lambda labels: labels.get(key) != value),
+            "has": (f"has({key})", lambda labels: key in labels),
+            "in": (f"{key} in {quoted}", lambda labels: key in labels and labels[key] in values),
+            "not in": (f"{key} not in {quoted}", lambda labels: key not in labels or labels[key] not in values),
+            "contains": (f"{key} contains '{value}'", lambda labels: key in labels and value in labels[key]),
+            "starts with": (f"{key} starts with '{value}'",
+                            lambda labels: key in labels and labels[key].startswith(value)),
+            "ends with": (f"{key} ends with '{value}'", lambda labels: key in labels and labels[key].endswith(value)),
+            "all": ("all()", lambda labels: True),
+        }
+        text, predicate = table[op]
+        return ("leaf", text, predicate)
+
+    ops = st.sampled_from(["==", "!=", "has", "in", "not in", "contains", "starts with", "ends with", "all"])
+    return st.builds(make, KEYS, VALUES, st.lists(VALUES, max_size=3), ops)
+
+
+EXPRS = st.recursive(
+    _leaf(),
+    lambda inner: st.one_of(
+        st.tuples(st.just("not"), inner),
+        st.tuples(st.sampled_from(["and", "or"]), inner, inner),
+    ),
+    max_leaves=12,
+)
+
+
+def _render(expr: tuple, parent: str = "or") -> str:
+    """Print with parentheses only where precedence needs them (|| < && < !)."""
+    if expr[0] == "leaf":
+        return str(expr[1])
+    if expr[0] == "not":
+        return "!" + _render(expr[1], "not")
+    op = "&&" if expr[0] == "and" else "||"
+    text = f"{_render(expr[1], expr[0])} {op} {_render(expr[2], expr[0])}"
+    needs = parent == "not" or (parent == "and" and expr[0] == "or")
+    return f"({text})" if needs else text
+
+
+def _evaluate(expr: tuple, labels: dict[str, str]) -> bool:
+    if expr[0] == "leaf":
+        return bool(expr[2](labels))
+    if expr[0] == "not":
+        return not _evaluate(expr[1], labels)
+    left, right = _evaluate(expr[1], labels), _evaluate(expr[2], labels)
+    return (left and right) if expr[0] == "and" else (left or right)
+
+
+@settings(max_examples=300, deadline=None)
+@given(EXPRS, st.dictionaries(KEYS, VALUES, max_size=3))
+def test_printed_expressions_parse_back(expr: tuple, labels: dict[str, str]) -> None:
+    assert parse(_render(expr)).matches(labels) is _evaluate(expr, labels)
