@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.netpol.calico import NOT_EVALUATED
+from exporter.netpol.calico import NOT_EVALUATED, PolicySetError
 from tests.netpol.calico.helpers import flow, load, pod, side
 
 WEB = pod("shop", "web-7d9f8c6b5d-x2x4z", app="web")
@@ -336,3 +336,25 @@ spec: {{tier: b, ingress: [{{action: Allow}}]}}
 """
     verdict = flow(text, WEB, API)
     assert verdict.ingress is not None and verdict.ingress.tier == first
+
+
+def test_staged_global_policy_in_a_tier() -> None:
+    text = """
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: security}
+spec: {order: 10}
+---
+apiVersion: projectcalico.org/v3
+kind: StagedGlobalNetworkPolicy
+metadata: {name: security.quarantine}
+spec: {tier: security, selector: app == 'api', ingress: [{action: Deny, source: {selector: app == 'web'}}]}
+"""
+    policy_set = load(text)
+    assert policy_set.policies == [] and [p.label for p in policy_set.staged] == ["security.quarantine"]
+    assert side(flow(policy_set, WEB, API), "ingress") == ("allow", "default-allow", None)
+    enforced = policy_set.with_staged_enforced()
+    assert side(flow(enforced, WEB, API), "ingress") == ("deny", "security.quarantine", 0)
+    assert side(flow(enforced, OTHER, API), "ingress") == ("deny", "security.quarantine", -1)
+    with pytest.raises(PolicySetError, match=r"spec\.stagedAction: must be Set or Delete, got 'Apply'"):
+        load(text.replace("spec: {tier: security,", "spec: {stagedAction: Apply, tier: security,"))
