@@ -45,3 +45,19 @@ def test_loads_from_files(tmp_path: Path) -> None:
     assert [p.label for p in policy_set.policies] == ["shop/security.p"]
     assert policy_set.policies[0].source == f"{path}:6 (document 2 shop/p)"
     assert policy_set.tier("security").order == 100
+
+
+def test_lists_and_documents_that_are_not_mappings() -> None:
+    from exporter.netpol.calico import load_policies
+
+    items = {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy", "metadata": {"name": "g"},
+         "spec": {"ingress": [{"action": "Deny", "source": {"selector": "a in {'x'"}}]}},
+    ]}
+    with pytest.raises(PolicySetError) as info:
+        load_policies([items, ["not", "a", "mapping"]], names=["all.yaml"])
+    assert info.value.problems == [
+        "all.yaml, items[0] (GlobalNetworkPolicy g): spec.ingress[0].source.selector: "
+        "column 10: expected ',' or '}' in a set, found the end of the selector in \"a in {'x'\"",
+        "document 2: expected a mapping, got list",
+    ]
