@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from exporter.netpol.calico import Peer, PolicySetError, SelectorError, evaluate, load_policies, parse
 
-SELECTOR_ALPHABET = st.sampled_from(list("ab=!&|(){},'\" \t") + ["in", "not", "has(", "all()", "global()",
-                                                                 "contains", "starts with", "ends with"])
+SELECTOR_ALPHABET = st.sampled_from(
+    [*"ab=!&|(){},'\" \t", "in", "not", "has(", "all()", "global()", "contains", "starts with", "ends with"]
+)
 
 
 @settings(max_examples=400, deadline=None)
