@@ -301,6 +301,13 @@ class Policy:
     def rules(self, direction: str) -> tuple[Rule, ...]:
         return self.ingress if direction == INGRESS else self.egress
 
+    @property
+    def info_kind(self) -> str:
+        """The `kind` label of `networkpolicy_info` (issue 17): `NetworkPolicy` is Kubernetes',
+        Calico's namespaced one is `CalicoNetworkPolicy`; staged kinds keep their API kind."""
+        return {"KubernetesNetworkPolicy": "NetworkPolicy", "NetworkPolicy": "CalicoNetworkPolicy"}.get(
+            self.kind, self.kind)
+
 
 @dataclass(frozen=True)
 class Tier:

@@ -358,3 +358,28 @@ spec: {tier: security, selector: app == 'api', ingress: [{action: Deny, source: 
     assert side(flow(enforced, OTHER, API), "ingress") == ("deny", "security.quarantine", -1)
     with pytest.raises(PolicySetError, match=r"spec\.stagedAction: must be Set or Delete, got 'Apply'"):
         load(text.replace("spec: {tier: security,", "spec: {stagedAction: Apply, tier: security,"))
+
+
+def test_info_kinds() -> None:
+    policy_set = load(KNP + calico_deny(1) + "---" + STAGED.split("---", 1)[1] + """
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: g}
+spec: {}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: a}
+spec: {priority: 1, subject: {namespaces: {}}}
+""")
+    kinds = sorted((p.label, p.info_kind) for p in policy_set.policies + policy_set.staged)
+    assert kinds == [
+        ("adminnetworkpolicy.a", "AdminNetworkPolicy"),
+        ("g", "GlobalNetworkPolicy"),
+        ("shop/allow-web", "StagedNetworkPolicy"),
+        ("shop/api-from-web", "NetworkPolicy"),
+        ("shop/k-staged", "StagedKubernetesNetworkPolicy"),
+        ("shop/lockdown", "StagedNetworkPolicy"),
+        ("shop/no-web", "CalicoNetworkPolicy"),
+    ]
