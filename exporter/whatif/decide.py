@@ -4,7 +4,8 @@ Both ends are evaluated: the source's egress and the destination's ingress, from
 flow carries. When the flow lacks what the decision needs, the connection is not evaluated and a
 reason code says why (never a guess):
 
-- `no-labels` — a pod end (or the pod peer an isolated end's rules must match) without labels;
+- `no-labels` — a pod end without labels, or a peer known only by a numeric identity (`unknown`)
+  at an isolated end;
 - `no-ip` — a peer outside the cluster whose address the record does not carry, at an isolated end;
 - `reserved-peer` — the node, the API server, health checks ... at an isolated end: whether
   ipBlocks cover them is up to the CNI;
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from exporter.naming import WORLD
+from exporter.naming import UNKNOWN, WORLD
 from exporter.netpol.attribution import Attribution, Peer, PolicyIndex
 from exporter.netpol.loading import LoadedPolicy
 from exporter.netpol.policy import NetworkPolicy
@@ -100,6 +101,8 @@ class Decider:
         isolating = self.index.isolating_policies(pod.namespace, pod.labels, direction)
         if not isolating:
             return Attribution((), (), ())
+        if not other.is_pod and other.name == UNKNOWN:
+            return "no-labels"  # a pod known by its identity only (another cluster, a stale cache)
         if not other.is_pod and other.name != WORLD:
             return "reserved-peer"
         if not other.is_pod and not other.ip:

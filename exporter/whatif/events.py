@@ -35,8 +35,9 @@ _PASSED = frozenset({"FORWARDED", "REDIRECTED", "AUDIT", "TRACED", "TRANSLATED"}
 _VERDICT_NAMES = {1: "FORWARDED", 2: "DROPPED", 3: "ERROR", 4: "AUDIT", 5: "REDIRECTED", 6: "TRACED", 7: "TRANSLATED"}
 _DIRECTIONS = {"INGRESS": INGRESS, "EGRESS": EGRESS, 1: INGRESS, 2: EGRESS}
 _L7 = 129
-# ICMP request type → its reply type, to recognise replies when `is_reply` is absent.
-_ICMP_REPLY = {("ICMPv4", 8): 0, ("ICMPv4", 13): 14, ("ICMPv6", 128): 129}
+# ICMP reply type → its request's type, to recognise replies when `is_reply` is absent.
+_ICMP_REQUEST = {("ICMPv4", 0): 8, ("ICMPv4", 14): 13, ("ICMPv6", 129): 128}
+_PORT_PROTOCOLS = frozenset({"TCP", "UDP", "SCTP"})
 
 FiveTuple = tuple[str, int, str, int, str]
 
@@ -169,20 +170,24 @@ def decode_hubble(line: bytes) -> Event | None:
     timestamp = flow.time or msg.time
     try:
         time_ns = parse_rfc3339_ns(timestamp) if timestamp else 0
-    except ValueError as exc:
-        raise DecodeError(str(exc), "$.flow.time") from None
+    except ValueError:
+        raise DecodeError(f"malformed timestamp {timestamp!r}", "$.flow.time") from None
     try:
         src_peer, dst_peer = peers_from_endpoints(flow.source, flow.destination, ip.source, ip.destination)
     except msgspec.ValidationError as exc:
         raise DecodeError(f"endpoint: {exc}", "$.flow.source/destination") from None
+    has_ports = protocol in _PORT_PROTOCOLS
     five = (ip.source, sport, ip.destination, dport, protocol)
-    reply_type = _ICMP_REPLY.get((protocol, dport), dport) if not sport else dport
-    reverse = (ip.destination, dport if sport else 0, ip.source, sport if sport else reply_type, protocol)
+    # the 5-tuple of the packet this one would answer (ICMP: the request type of a reply type)
+    if has_ports:
+        reverse = (ip.destination, dport, ip.source, sport, protocol)
+    else:
+        reverse = (ip.destination, 0, ip.source, _ICMP_REQUEST.get((protocol, dport), dport), protocol)
     return Event(
         side_from_hubble(src_peer),
         side_from_hubble(dst_peer),
         protocol,
-        dport if sport or protocol in ("TCP", "UDP", "SCTP") else None,
+        dport if has_ports else None,
         time_ns,
         outcome,
         _DIRECTIONS.get(flow.traffic_direction, "") if outcome == DENIED else "",
@@ -268,7 +273,7 @@ def decode_calico(line: bytes) -> Event | None:
     )
     outcome = DENIED if rec.action == "deny" else ALLOWED
     return Event(
-        src, dst, protocol, rec.dest_port if protocol in ("TCP", "UDP", "SCTP") else None,
+        src, dst, protocol, rec.dest_port if protocol in _PORT_PROTOCOLS else None,
         _seconds_ns(rec.start_time), outcome, (EGRESS if reporter == "src" else INGRESS) if outcome == DENIED else "",
         started=count, reporter=reporter, end_ns=_seconds_ns(rec.end_time or rec.start_time),
     )
@@ -328,7 +333,7 @@ def decode_goldmane(line: bytes) -> Event | None:
                            label_list(flow.dest_labels, "$.dest_labels"))
     outcome = DENIED if action == "deny" else ALLOWED
     return Event(
-        src, dst, protocol, key.dest_port if protocol in ("TCP", "UDP", "SCTP") else None,
+        src, dst, protocol, key.dest_port if protocol in _PORT_PROTOCOLS else None,
         flow.start_time * 1_000_000_000, outcome,
         (EGRESS if reporter == "src" else INGRESS) if outcome == DENIED else "",
         started=flow.num_connections_started, reporter=reporter,
