@@ -1,0 +1,113 @@
+"""`suggest`: least-privilege policies that lint clean and that `whatif` of the same flows breaks nothing
+with — on the bundled demo topology and on a generated one of a few hundred workloads."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from exporter.cli import main
+from exporter.netpol.loading import load_policies
+from exporter.service.demo_traffic import schedule
+
+from . import topology
+from .flows import T0, hubble, write_lines
+
+
+def demo_flows(path: Path) -> str:
+    """One minute of the demo's Hubble exporter-file lines (exporter/service/demo_traffic.py)."""
+    base = T0 * 1_000_000_000
+    write_lines(path, [build(base + int(offset * 1e9)) for offset, build in schedule()])
+    return str(path)
+
+
+def suggest(capsys: pytest.CaptureFixture[str], out: Path, *argv: str) -> str:
+    assert main(["suggest", *argv]) == 0
+    out.write_text(capsys.readouterr().out)
+    return str(out)
+
+
+def whatif(capsys: pytest.CaptureFixture[str], policies: str, *argv: str) -> tuple[int, dict[str, list[dict]]]:
+    code = main(["whatif", "--json", "--policies", policies, *argv])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_demo_topology_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flows = demo_flows(tmp_path / "demo.jsonl")
+    policies = suggest(capsys, tmp_path / "suggested.yaml", "--format", "hubble", flows)
+    assert main(["lint", "--policies", policies]) == 0
+    assert "no findings" in capsys.readouterr().err
+    code, result = whatif(capsys, policies, "--format", "hubble", flows)
+    assert code == 0 and result["breaks"] == [] and result["not_evaluated"] == []
+    assert result["opens"] == []  # what the demo's policies deny stays denied
+
+
+def test_demo_suggestion_is_least_privilege(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flows = demo_flows(tmp_path / "demo.jsonl")
+    policies = suggest(capsys, tmp_path / "suggested.yaml", "--format", "hubble", flows)
+    loaded = {lp.policy.key: lp for lp in load_policies([policies]).policies}
+    # an ingress policy per destination workload, an egress policy per source workload
+    assert len(loaded) == 23
+    assert "temporal/temporal-history-ingress" in loaded and "temporal/temporal-history-egress" in loaded
+    text = Path(policies).read_text()
+    assert "pod-template-hash" not in text and "statefulset.kubernetes.io/pod-name" not in text
+    # DNS only where observed, to the DNS pods observed
+    jaeger = loaded["temporal-monitoring/jaeger-egress"].policy
+    assert [[(p.namespace_selector.describe(), p.pod_selector.describe())  # type: ignore[union-attr]
+             for p in rule.peers or ()] for rule in jaeger.egress] == [
+        [("kubernetes.io/metadata.name=kube-system", "k8s-app=kube-dns")]]
+    nginx = loaded["ingress-nginx/ingress-nginx-controller-egress"]
+    assert dict(nginx.policy.annotations) == {"netpol-exporter.io/lint-ignore": "no-dns"}  # its DNS was denied
+    # the internet as ipBlocks; a comment on each rule says what it is for
+    assert "cidr: 198.51.100.20/32" in text and "cidr: 203.0.113.57/32" in text
+    assert "# temporal-workers/payment-worker → 198.51.100.20: TCP/443 (8 connections)" in text
+    # connections never observed are denied: new flows of them break
+    frontend = {"ID": 1, "identity": 21001, "namespace": "temporal", "pod_name": "temporal-frontend-6c9d7f8b5d-x2k9p",
+                "labels": ["k8s:app=temporal-frontend", "k8s:app.kubernetes.io/part-of=temporal",
+                           "k8s:io.kubernetes.pod.namespace=temporal"]}
+    unseen = json.loads(Path(flows).read_bytes().splitlines()[0])
+    unseen["flow"].update(IP={"source": "10.0.1.21", "destination": "10.0.2.120"}, source=frontend,
+                          verdict="FORWARDED", event_type={"type": 4},
+                          destination={"identity": 24001, "namespace": "databases", "pod_name": "postgresql-0",
+                                       "labels": ["k8s:app=postgresql", "k8s:io.kubernetes.pod.namespace=databases"]},
+                          l4={"TCP": {"source_port": 40000, "destination_port": 5432}})
+    code, result = whatif(capsys, policies, "--format", "hubble",
+                          write_lines(tmp_path / "unseen.jsonl", [json.dumps(unseen).encode()]))
+    assert code == 1
+    assert [(r["source"], r["destination"], r["side"], r["policy"]) for r in result["breaks"]] == [
+        ("temporal/temporal-frontend", "databases/postgresql", "egress", "temporal/temporal-frontend-egress")]
+
+
+def test_generated_topology_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = random.Random(13)
+    pods = topology.workloads(rng, 300, 12)
+    calls = topology.calls(rng, pods)
+    flows = write_lines(tmp_path / "flows.jsonl", topology.record(rng, calls))
+    policies = suggest(capsys, tmp_path / "suggested.yaml", "--format", "hubble", flows)
+    loaded = load_policies([policies])
+    assert not loaded.invalid and len(loaded.policies) >= 400
+    assert main(["lint", "--policies", policies]) == 0
+    capsys.readouterr()
+    code, result = whatif(capsys, policies, "--format", "hubble", flows)
+    assert code == 0 and result["breaks"] == [] and result["opens"] == [] and result["not_evaluated"] == []
+    # every pair of workloads that never talked is denied now: replay such connections
+    talked = {(c.src.workload, c.dst.workload) for c in calls if not isinstance(c.src, topology.World)
+              and not isinstance(c.dst, topology.World)}
+    silent = [(a, b) for a, b in ((rng.randrange(300), rng.randrange(300)) for _ in range(200))
+              if a != b and (pods[a][0].workload, pods[b][0].workload) not in talked][:50]
+    assert len(silent) == 50
+    unseen = [hubble(pods[a][0], pods[b][0], 100.0 + n, sport=20000 + n, dport=8000 + b % 50)
+              for n, (a, b) in enumerate(silent)]
+    code, result = whatif(capsys, policies, "--format", "hubble", write_lines(tmp_path / "unseen.jsonl", unseen))
+    assert code == 1
+    assert sum(r["connections"] for r in result["breaks"]) == len(silent)
+
+
+def test_no_connection_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lost = b'{"lost_events":{"source":"PERF_EVENT_RING_BUFFER","num_events_lost":"3"},"node_name":"n"}'
+    assert main(["suggest", "--format", "hubble", write_lines(tmp_path / "f.jsonl", [lost])]) == 2
+    assert "no connection" in capsys.readouterr().err
+    assert main(["suggest", "--format", "hubble", str(tmp_path / "missing")]) == 2
