@@ -54,6 +54,12 @@ class Seen:
             self.first_ns = conn.first_ns
         self.last_ns = max(self.last_ns, conn.last_ns)
 
+    def merge(self, other: Seen) -> None:
+        self.connections += other.connections
+        if other.first_ns and (not self.first_ns or other.first_ns < self.first_ns):
+            self.first_ns = other.first_ns
+        self.last_ns = max(self.last_ns, other.last_ns)
+
 
 @dataclass
 class Workload:
@@ -184,17 +190,12 @@ class Suggester:
             comment = [f"{peer_name} {arrow} {workload.name}: " if direction == INGRESS else
                        f"{workload.name} {arrow} {peer_name}: "]
             yield self._describe(comment, rules[peer]), ["".join(entry)], _ports(rules[peer])
-        for ports, peers in by_ports.items():
-            networks = ipaddress.collapse_addresses(  # type: ignore[type-var]
-                ipaddress.ip_network(p[1]) for p in peers)
-            entries = [f"    - ipBlock:\n        cidr: {net}\n" for net in networks]
+        for peers in by_ports.values():
+            entries = [f"    - ipBlock:\n        cidr: {net}\n" for net in _collapse(p[1] for p in peers)]
             seen: dict[tuple[str, int | None], Seen] = {}
             for peer in peers:
-                for port, s in rules[peer].items():
-                    merged = seen.setdefault(port, Seen())
-                    merged.connections += s.connections
-                    merged.first_ns = min(x for x in (merged.first_ns, s.first_ns) if x) if s.first_ns else merged.first_ns
-                    merged.last_ns = max(merged.last_ns, s.last_ns)
+                for port, observed in rules[peer].items():
+                    seen.setdefault(port, Seen()).merge(observed)
             addresses = ", ".join(p[1] for p in peers[:5]) + (f" and {len(peers) - 5} more" if len(peers) > 5 else "")
             comment = [f"{addresses} {arrow} {workload.name}: " if direction == INGRESS else
                        f"{workload.name} {arrow} {addresses}: "]
@@ -214,6 +215,16 @@ class Suggester:
         if any(p[0] in ICMP for p in ports):
             lines.append("  ICMP was observed: NetworkPolicy cannot name ICMP, so this rule allows every port")
         return lines
+
+
+def _collapse(addresses: Iterable[str]) -> list[str]:
+    """/32 and /128 networks of the addresses, adjacent ones collapsed (IPv4 first)."""
+    networks = [ipaddress.ip_network(a) for a in addresses]
+    out: list[str] = []
+    for version in (4, 6):
+        same = [n for n in networks if n.version == version]
+        out.extend(str(n) for n in ipaddress.collapse_addresses(same))  # type: ignore[type-var]
+    return out
 
 
 def _port_order(port: tuple[str, int | None]) -> tuple[str, int]:
