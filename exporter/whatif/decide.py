@@ -1,8 +1,8 @@
-"""A connection's verdict under a set of NetworkPolicies, through the engine's PolicyIndex.
+"""A connection's verdict under a set of policies, through the engine's `evaluate`.
 
 Both ends are evaluated: the source's egress and the destination's ingress, from the labels the
-flow carries. When the flow lacks what the decision needs, the connection is not evaluated and a
-reason code says why (never a guess):
+flow carries. When the flow or the policies leave the decision open, the connection is not
+evaluated and a reason code says why (never a guess):
 
 - `no-labels` — a pod end without labels, or a peer known only by a numeric identity (`unknown`)
   at an isolated end;
@@ -11,31 +11,40 @@ reason code says why (never a guess):
   ipBlocks cover them is up to the CNI;
 - `named-port` — denied, but an isolating policy has a named port for that protocol (flows do not
   carry container port names);
-- `outside-cluster` — neither end is a pod, so no NetworkPolicy applies.
+- `fqdn-rule` — the decision depends on a `toFQDNs` rule (needs the DNS answers the pod saw);
+- `l7-rule` — allowed by a policy with L7 rules, which may still deny the requests;
+- `undecidable-rule` — another rule the engine cannot decide offline;
+- `outside-cluster` — neither end is a pod, so no policy applies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ipaddress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from exporter.naming import UNKNOWN, WORLD
-from exporter.netpol.attribution import Attribution, Peer, PolicyIndex
+from exporter.netpol.evaluator import DirectionVerdict, Endpoint, evaluate, group_by_namespace
+from exporter.netpol.labels import Labels
 from exporter.netpol.loading import LoadedPolicy
 from exporter.netpol.policy import NetworkPolicy
-from exporter.whatif.events import EGRESS, INGRESS
+from exporter.whatif.events import EGRESS
 from exporter.whatif.sides import Side
 
-REASONS = ("no-labels", "no-ip", "reserved-peer", "named-port", "outside-cluster")
+REASONS = ("no-labels", "no-ip", "reserved-peer", "named-port", "fqdn-rule", "l7-rule", "undecidable-rule",
+           "outside-cluster")
+DEFAULT_ALLOW = "default-allow"
 _CACHE_LIMIT = 200_000
+_HAS_ENTITY = "entity" in getattr(Endpoint, "__dataclass_fields__", {})
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """`reason` set: not evaluated. Otherwise the per-side attributions (None: that end is no pod)."""
+    """`reason` set: not evaluated. Otherwise the per-side verdicts (None: that end is no pod)."""
 
-    egress: Attribution | None = None
-    ingress: Attribution | None = None
+    egress: DirectionVerdict | None = None
+    ingress: DirectionVerdict | None = None
     reason: str = ""
     self_traffic: bool = False
 
@@ -43,26 +52,17 @@ class Decision:
     def allowed(self) -> bool:
         if self.self_traffic:
             return True
-        return all(a is None or a.allowed for a in (self.egress, self.ingress))
+        return all(v is None or v.allowed for v in (self.egress, self.ingress))
 
-    def side(self, direction: str) -> Attribution | None:
+    def side(self, direction: str) -> DirectionVerdict | None:
         return self.egress if direction == EGRESS else self.ingress
 
 
-def build_index(policies: Sequence[LoadedPolicy]) -> PolicyIndex:
-    index = PolicyIndex()
-    for lp in policies:
-        obj = dict(lp.document.obj)
-        obj["metadata"] = {**(obj.get("metadata") or {}), "namespace": lp.policy.namespace}
-        index.upsert_policy(obj)
-    return index
-
-
 class Decider:
-    def __init__(self, index: PolicyIndex) -> None:
-        self.index = index
+    def __init__(self, policies: Sequence[LoadedPolicy]) -> None:
+        self.policies = {p.policy.key: p for p in policies}
+        self.by_namespace = group_by_namespace([p.policy for p in policies])
         self._cache: dict[tuple[Side, Side, int | None, str], Decision] = {}
-        self._namespaces: set[str] = set()
 
     def decide(self, src: Side, dst: Side, port: int | None, protocol: str) -> Decision:
         key = (src, dst, port, protocol)
@@ -73,50 +73,108 @@ class Decider:
             hit = self._cache[key] = self._decide(src, dst, port, protocol)
         return hit
 
-    def _learn_namespace(self, side: Side) -> None:
-        if side.namespace and side.namespace not in self._namespaces and side.namespace_labels is not None:
-            self._namespaces.add(side.namespace)
-            self.index.set_namespace(side.namespace, side.namespace_labels)
-
     def _decide(self, src: Side, dst: Side, port: int | None, protocol: str) -> Decision:
         if not src.is_pod and not dst.is_pod:
             return Decision(reason="outside-cluster")
-        for side in (src, dst):
-            if side.is_pod and side.labels is None:
-                return Decision(reason="no-labels")
-            self._learn_namespace(side)
-        if src.is_pod and dst.is_pod and src.ip and src.ip == dst.ip:
+        if (src.is_pod and src.labels is None) or (dst.is_pod and dst.labels is None):
+            return Decision(reason="no-labels")
+        verdict = evaluate(self.by_namespace, _endpoint(src, "src"), _endpoint(dst, "dst"), port, protocol)
+        if verdict.self_traffic:
             return Decision(self_traffic=True)
-        egress = self._direction(src, dst, EGRESS, port, protocol) if src.is_pod else None
-        ingress = self._direction(dst, src, INGRESS, port, protocol) if dst.is_pod else None
-        if isinstance(egress, str):
-            return Decision(reason=egress)
-        if isinstance(ingress, str):
-            return Decision(reason=ingress)
-        return Decision(egress, ingress)
+        for side, other in ((verdict.egress, dst), (verdict.ingress, src)):
+            reason = self._reason(side, other, protocol) if side is not None else ""
+            if reason:
+                return Decision(reason=reason)
+        return Decision(verdict.egress, verdict.ingress)
 
-    def _direction(self, pod: Side, other: Side, direction: str, port: int | None, protocol: str) -> Attribution | str:
-        """The attribution at `pod`, or a reason code when the flow lacks what it depends on."""
-        assert pod.labels is not None
-        isolating = self.index.isolating_policies(pod.namespace, pod.labels, direction)
-        if not isolating:
-            return Attribution((), (), ())
-        if not other.is_pod and other.name == UNKNOWN:
-            return "no-labels"  # a pod known by its identity only (another cluster, a stale cache)
-        if not other.is_pod and other.name != WORLD:
-            return "reserved-peer"
-        if not other.is_pod and not other.ip:
-            return "no-ip"
-        peer = Peer(namespace=other.namespace or None, labels=other.labels or {}, ip=other.ip or None)
-        result = self.index.attribute(pod.namespace, pod.labels, direction, port, protocol, peer=peer)
-        if not result.allowed and _has_named_port(isolating, direction, protocol):
+    def _reason(self, side: DirectionVerdict, other: Side, protocol: str) -> str:
+        """Why this end's decision cannot be trusted offline, or ""."""
+        if not side.isolated and not getattr(side, "denying", ()):
+            return ""
+        if not other.is_pod:
+            if other.name == UNKNOWN:
+                return "no-labels"  # a pod known by its identity only (another cluster, a stale cache)
+            if other.name != WORLD:
+                return "reserved-peer"
+            if not other.ip:
+                return "no-ip"
+        if getattr(side, "outcome", "") == "undecided":
+            return self._rule_reason(getattr(side, "undecided", ()) or side.isolating)
+        if side.allowed:
+            return "l7-rule" if any(_has_l7(self._doc(k)) for k in side.allowing) else ""
+        if any(_has_named_port(self.policies[k].policy, side.direction, protocol)
+               for k in side.isolating if k in self.policies):
             return "named-port"
-        return result
+        return ""
+
+    def _doc(self, key: str) -> Any:
+        loaded = self.policies.get(key)
+        return loaded.document.obj if loaded is not None else None
+
+    def _rule_reason(self, keys: Sequence[str]) -> str:
+        docs = [self._doc(k) for k in keys]
+        if any(_contains_key(d, "toFQDNs") for d in docs):
+            return "fqdn-rule"
+        if any(_has_l7(d) for d in docs):
+            return "l7-rule"
+        return "undecidable-rule"
+
+    def deny_label(self, side: DirectionVerdict) -> str:
+        """The policy to name for a denial: the denying policies, else the most specific isolating ones."""
+        denying = getattr(side, "denying", ())
+        if denying:
+            return ",".join(sorted(denying))
+        isolating = [self.policies[k].policy for k in side.isolating if k in self.policies]
+        if not isolating:
+            return ",".join(side.isolating)
+        top = max(_specificity(p) for p in isolating)
+        return ",".join(sorted(p.key for p in isolating if _specificity(p) == top))
+
+    @staticmethod
+    def allow_label(side: DirectionVerdict) -> str:
+        return ",".join(side.allowing) if side.isolated and side.allowing else DEFAULT_ALLOW
 
 
-def _has_named_port(policies: Sequence[NetworkPolicy], direction: str, protocol: str) -> bool:
-    for policy in policies:
-        for rule in policy.rules(direction):
-            if any(isinstance(p.port, str) and p.protocol == protocol for p in rule.ports or ()):
+def _endpoint(side: Side, role: str) -> Endpoint:
+    ip = ipaddress.ip_address(side.ip) if side.ip else None
+    if not side.is_pod:
+        extra: dict[str, Any] = {"entity": side.name} if _HAS_ENTITY else {}  # Cilium's reserved identities
+        return Endpoint(key=side.ip or f"{side.name}#{role}", namespace=None, ip=ip, **extra)
+    # the same address is the same pod (self-traffic); without one, the two ends are told apart
+    return Endpoint(key=f"{side.namespace}/{side.ip}" if side.ip else f"{side.namespace}/{side.name}#{role}",
+                    namespace=side.namespace, labels=side.labels or Labels(),
+                    namespace_labels=side.namespace_labels or Labels(), ip=ip)
+
+
+def _specificity(policy: Any) -> int:
+    value = getattr(policy, "specificity", None)
+    return int(value) if value is not None else policy.pod_selector.specificity
+
+
+def _has_named_port(policy: Any, direction: str, protocol: str) -> bool:
+    if not isinstance(policy, NetworkPolicy):
+        return False
+    return any(isinstance(p.port, str) and p.protocol == protocol
+               for rule in policy.rules(direction) for p in rule.ports or ())
+
+
+def _contains_key(obj: Any, key: str) -> bool:
+    if isinstance(obj, Mapping):
+        return key in obj or any(_contains_key(v, key) for v in obj.values())
+    if isinstance(obj, list):
+        return any(_contains_key(v, key) for v in obj)
+    return False
+
+
+def _has_l7(doc: Any) -> bool:
+    """Whether a Cilium policy object has L7 `rules` (http, dns, kafka ...) under a `toPorts` entry."""
+    if isinstance(doc, Mapping):
+        for key, value in doc.items():
+            if key == "toPorts" and isinstance(value, list):
+                if any(isinstance(entry, Mapping) and entry.get("rules") for entry in value):
+                    return True
+            elif _has_l7(value):
                 return True
+    elif isinstance(doc, list):
+        return any(_has_l7(v) for v in doc)
     return False

@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from exporter.naming import port_label
-from exporter.netpol.attribution import Attribution
-from exporter.whatif.decide import Decider, Decision
+from exporter.whatif.decide import DEFAULT_ALLOW, Decider, Decision
 from exporter.whatif.events import EGRESS, INGRESS
 from exporter.whatif.tracking import Connection
 
 BREAKS, OPENS, NOT_EVALUATED = "breaks", "opens", "not_evaluated"
 CATEGORIES = (BREAKS, OPENS, NOT_EVALUATED)
-DEFAULT_ALLOW = "default-allow"
 
 # category, source, source ns, destination, destination ns, port, protocol, side or reason, policy
 GroupKey = tuple[str, str, str, str, str, str, str, str, str]
@@ -34,14 +32,6 @@ class Totals:
     breaks: int = 0
     opens: int = 0
     not_evaluated: int = 0
-
-
-def _policy_label(attribution: Attribution | None, denied: bool) -> str:
-    if attribution is None:
-        return ""
-    if denied:
-        return attribution.policy_label
-    return ",".join(attribution.allowing) if attribution.isolated else DEFAULT_ALLOW
 
 
 class Report:
@@ -69,10 +59,12 @@ class Report:
             return
         if allowed_today:
             side = EGRESS if proposal.egress is not None and not proposal.egress.allowed else INGRESS
-            self._add(BREAKS, conn, side, _policy_label(proposal.side(side), True))
+            verdict = proposal.side(side)
+            self._add(BREAKS, conn, side, self.proposed.deny_label(verdict) if verdict is not None else "")
         else:
             side = self._changed_side(conn, proposal, today)
-            self._add(OPENS, conn, side, _policy_label(proposal.side(side), False) or DEFAULT_ALLOW)
+            verdict = proposal.side(side)
+            self._add(OPENS, conn, side, self.proposed.allow_label(verdict) if verdict is not None else DEFAULT_ALLOW)
 
     @staticmethod
     def _changed_side(conn: Connection, proposal: Decision, today: Decision | None) -> str:

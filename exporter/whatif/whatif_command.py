@@ -25,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from exporter.netpol.errors import InputError
-    from exporter.whatif.decide import Decider, build_index
+    from exporter.whatif.decide import Decider
     from exporter.whatif.inputs import check_stdin, load_policy_set, replay
     from exporter.whatif.reading import ReadError
     from exporter.whatif.report import BREAKS, Report, write_json, write_markdown, write_table
@@ -34,12 +34,14 @@ def main(args: argparse.Namespace) -> int:
         check_stdin(args.flows, args.policies, args.baseline)
         proposed = load_policy_set(args.policies, "--policies")
         baseline = load_policy_set(args.baseline, "--baseline") if args.baseline else None
-        report = Report(Decider(build_index(proposed.policies)),
-                        Decider(build_index(baseline.policies)) if baseline is not None else None)
+        report = Report(Decider(proposed.policies), Decider(baseline.policies) if baseline is not None else None)
         stats = replay(args, report.add)
     except (InputError, ReadError) as exc:
         print(f"netpol-exporter whatif: error: {exc}", file=sys.stderr)
         return 2
+    for loaded in (proposed, baseline):
+        for note in loaded.notes if loaded is not None else ():
+            print(f"note: {note} (not evaluated: the engine reads only the policy kinds it knows)", file=sys.stderr)
     rows = report.rows()
     if args.json:
         write_json(rows, sys.stdout)
