@@ -137,7 +137,15 @@ def _l4(l4: _L4 | None) -> tuple[str, int, int]:
     return "", 0, 0
 
 
+# A reply never counts: its line is skipped without decoding when protojson says so (`"is_reply":true`,
+# written only for replies); REPLY marks it so the tracker can count it.
+_REPLY_MARK = b'"is_reply":true'
+REPLY = Event(Side("", "", None, None, ""), Side("", "", None, None, ""), "", None, 0, ALLOWED, "", is_reply=True)
+
+
 def decode_hubble(line: bytes) -> Event | None:
+    if _REPLY_MARK in line:
+        return REPLY
     msg = _decode_hubble(line)
     flow: _Flow | None = msg.flow
     if flow is None:

@@ -22,6 +22,7 @@ from exporter.whatif.events import DENIED, EGRESS, INGRESS, Event, FiveTuple
 from exporter.whatif.sides import Side
 
 MAX_ACTIVE = 1_000_000  # live connections kept at most (only reached by streams without times)
+_SWEEP_NS = 1_000_000_000
 
 
 @dataclass(slots=True)
@@ -47,6 +48,7 @@ class HubbleTracker:
         self.max_active = max_active
         self.active: OrderedDict[FiveTuple, Connection] = OrderedDict()
         self.watermark = 0
+        self._next_sweep = 0
         self.replies = 0
         self.connections = 0
 
@@ -84,7 +86,9 @@ class HubbleTracker:
                 conn.deny_side = ev.side
         if t > self.watermark:
             self.watermark = t
-            self._expire()
+            if t >= self._next_sweep:  # sweeping once per second of stream time is enough
+                self._next_sweep = t + _SWEEP_NS
+                self._expire()
         if len(active) > self.max_active:
             self.sink(active.popitem(last=False)[1])
 
