@@ -54,7 +54,6 @@ class Event(NamedTuple):
     side: str  # where it was denied (EGRESS/INGRESS) when known, else ""
     # Hubble only
     five_tuple: FiveTuple | None = None
-    reverse: FiveTuple | None = None  # the 5-tuple a reply to this packet would carry
     is_reply: bool | None = None
     # Calico/Goldmane only: connections started in the record, and which end reported it
     started: int = 1
@@ -177,32 +176,55 @@ def decode_hubble(line: bytes) -> Event | None:
         return None  # no 5-tuple: not a connection we can track
     timestamp = flow.time or msg.time
     try:
-        time_ns = parse_rfc3339_ns(timestamp) if timestamp else 0
+        time_ns = _time_ns(timestamp) if timestamp else 0
     except ValueError:
         raise DecodeError(f"malformed timestamp {timestamp!r}", "$.flow.time") from None
-    try:
-        src_peer, dst_peer = peers_from_endpoints(flow.source, flow.destination, ip.source, ip.destination)
-    except msgspec.ValidationError as exc:
-        raise DecodeError(f"endpoint: {exc}", "$.flow.source/destination") from None
-    has_ports = protocol in _PORT_PROTOCOLS
-    five = (ip.source, sport, ip.destination, dport, protocol)
-    # the 5-tuple of the packet this one would answer (ICMP: the request type of a reply type)
-    if has_ports:
-        reverse = (ip.destination, dport, ip.source, sport, protocol)
-    else:
-        reverse = (ip.destination, 0, ip.source, _ICMP_REQUEST.get((protocol, dport), dport), protocol)
+    sides_key = (bytes(flow.source), bytes(flow.destination), ip.source, ip.destination)
+    sides = _sides.get(sides_key)
+    if sides is None:
+        try:
+            src_peer, dst_peer = peers_from_endpoints(flow.source, flow.destination, ip.source, ip.destination)
+        except msgspec.ValidationError as exc:
+            raise DecodeError(f"endpoint: {exc}", "$.flow.source/destination") from None
+        if len(_sides) >= _SIDES_CACHE_SIZE:
+            _sides.clear()
+        sides = _sides[sides_key] = (side_from_hubble(src_peer), side_from_hubble(dst_peer))
     return Event(
-        side_from_hubble(src_peer),
-        side_from_hubble(dst_peer),
+        sides[0],
+        sides[1],
         protocol,
-        dport if has_ports else None,
+        dport if protocol in _PORT_PROTOCOLS else None,
         time_ns,
         outcome,
         _DIRECTIONS.get(flow.traffic_direction, "") if outcome == DENIED else "",
-        five,
-        reverse,
+        (ip.source, sport, ip.destination, dport, protocol),
         flow.is_reply,
     )
+
+
+# Both ends of a flow, keyed by the raw endpoint JSON and the addresses: the same pairs talk all day.
+_SIDES_CACHE_SIZE = 50_000
+_sides: dict[tuple[bytes, bytes, str, str], tuple[Side, Side]] = {}
+_last_second: list[Any] = ["", 0]  # the last "YYYY-MM-DDTHH:MM:SS" parsed and its epoch second
+
+
+def _time_ns(value: str) -> int:
+    """parse_rfc3339_ns, with a fast path for UTC times within the second parsed last."""
+    if len(value) > 20 and value[19] == "." and value[-1] == "Z" and value[:19] == _last_second[0]:
+        digits = value[20:-1]
+        if 0 < len(digits) <= 9 and digits.isdigit():
+            return _last_second[1] + int(digits.ljust(9, "0"))
+    ns = parse_rfc3339_ns(value)
+    _last_second[0], _last_second[1] = value[:19], ns - ns % 1_000_000_000
+    return ns
+
+
+def reverse_of(five: FiveTuple) -> FiveTuple:
+    """The 5-tuple of the packet this one would answer (ICMP: the request type of a reply type)."""
+    src, sport, dst, dport, protocol = five
+    if protocol in _PORT_PROTOCOLS:
+        return (dst, dport, src, sport, protocol)
+    return (dst, 0, src, _ICMP_REQUEST.get((protocol, dport), dport), protocol)
 
 
 # -- Calico flows.log ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.whatif.events import DENIED, EGRESS, INGRESS, Event, FiveTuple
+from exporter.whatif.events import DENIED, EGRESS, INGRESS, Event, FiveTuple, reverse_of
 from exporter.whatif.sides import Side
 
 MAX_ACTIVE = 1_000_000  # live connections kept at most (only reached by streams without times)
@@ -66,9 +66,9 @@ class HubbleTracker:
             self.sink(conn)
             conn = None
         if conn is None:
-            if ev.is_reply is None and ev.reverse in active:
-                reverse = active[ev.reverse]  # type: ignore[index]
-                if not (t and reverse.last_ns and t - reverse.last_ns > self.window_ns):
+            if ev.is_reply is None:
+                reverse = active.get(reverse_of(key))
+                if reverse is not None and not (t and reverse.last_ns and t - reverse.last_ns > self.window_ns):
                     self.replies += 1
                     return
             conn = Connection(ev.src, ev.dst, ev.protocol, ev.port, t, t, 1, ev.verdict == DENIED, ev.side)
