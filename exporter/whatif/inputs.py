@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from exporter.netpol.errors import InputError
 from exporter.netpol.loading import Loaded, load_policies
-from exporter.whatif.events import DECODERS
+from exporter.whatif.events import DECODERS, hubble_decoder
 from exporter.whatif.reading import InputStats, read_events, report_invalid_summary
 from exporter.whatif.tracking import CalicoPairing, HubbleTracker, Sink
 
@@ -61,10 +62,12 @@ def replay(args: argparse.Namespace, sink: Sink) -> InputStats:
     tracker: HubbleTracker | CalicoPairing
     if args.format == "hubble":
         tracker = HubbleTracker(args.connection_window, sink)
+        decode: Callable[[bytes], Any] = hubble_decoder(tracker.active, tracker.window_ns)
     else:
         tracker = CalicoPairing(args.connection_window, sink)
-    add = tracker.add
-    for event in read_events(args.flows, DECODERS[args.format], stats):
+        decode = DECODERS[args.format]
+    add: Callable[[Any], None] = tracker.add  # Touch events come from the Hubble decoder only
+    for event in read_events(args.flows, decode, stats):
         add(event)
     tracker.finish()
     report_invalid_summary(stats)

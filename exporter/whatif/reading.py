@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from exporter.model import DecodeError
-from exporter.whatif.events import Event
+from exporter.whatif.events import Event, Touch
 
 REPORT_FIRST = 5
+Decode = Callable[[bytes], Event | Touch | None]
 _BATCH_BYTES = 1 << 20
 
 
@@ -46,7 +47,7 @@ def open_flows(path: str) -> BinaryIO:
     return raw
 
 
-def _file_events(path: str, decode: Callable[[bytes], Event | None], stats: InputStats) -> Iterator[tuple[int, Event]]:
+def _file_events(path: str, decode: Decode, stats: InputStats) -> Iterator[tuple[int, Event | Touch]]:
     where = "<stdin>" if path == "-" else path
     stream = open_flows(path)
     lineno = 0
@@ -93,7 +94,7 @@ def report_invalid_summary(stats: InputStats) -> None:
             print(f"{where}: {n} invalid lines in all ({n - REPORT_FIRST} more not shown)", file=sys.stderr)
 
 
-def read_events(paths: Iterable[str], decode: Callable[[bytes], Event | None], stats: InputStats) -> Iterator[Event]:
+def read_events(paths: Iterable[str], decode: Decode, stats: InputStats) -> Iterator[Event | Touch]:
     """Events of all files, merged by time."""
     streams = [_file_events(p, decode, stats) for p in paths]
     if len(streams) == 1:
