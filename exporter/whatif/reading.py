@@ -62,8 +62,8 @@ def _file_events(path: str, decode: Decode, stats: InputStats) -> Iterator[tuple
                 return
             for line in lines:
                 lineno += 1
-                if not line.strip():
-                    continue
+                if len(line) < 3 and not line.strip():
+                    continue  # a blank line
                 stats.lines += 1
                 try:
                     event = decode(line)
