@@ -269,3 +269,34 @@ def test_tracking_memory_is_bounded_by_the_window() -> None:
     tracker.finish()
     assert len(done) == 30_000 and tracker.connections == 30_000
     assert peak <= 61 * 100 + 2  # the window plus one second: expiry sweeps once per second of stream time
+
+
+def test_policies_from_stdin(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO((DATA / "proposed.yaml").read_bytes())))
+    code, result = run_json(capsys, "--format", "hubble", "--policies", "-", *recorded_day(tmp_path))
+    assert code == 1 and [r["connections"] for r in result["breaks"]] == [4, 1, 1]
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"kind: NetworkPolicy\nmetadata: {name: x}\n")))
+    assert main(["whatif", "--format", "hubble", "--policies", "-", *recorded_day(tmp_path)]) == 2
+    assert "<stdin>" in capsys.readouterr().err
+
+
+def test_a_group_splits_by_side_and_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Connections of one (source, destination, port) decided at different ends or by different policies."""
+    canary = Pod("shop", "web", "web-5d8f7c9b6d-zz9qq", "10.0.1.12", ("app=web", "track=canary"), "node-a")
+    policies = tmp_path / "p.yaml"
+    policies.write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: canary-egress, namespace: shop}\n"
+        "spec: {podSelector: {matchLabels: {track: canary}}, policyTypes: [Egress]}\n---\n"
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: api-ingress, namespace: shop}\n"
+        "spec: {podSelector: {matchLabels: {app: api}}, ingress: [{from: [{podSelector: {matchLabels: "
+        "{track: canary}}}]}]}\n")
+    lines = [hubble(WEB, API, 1.0, sport=40001, dport=8080), hubble(WEB, API, 2.0, sport=40002, dport=8080),
+             hubble(canary, API, 3.0, sport=40003, dport=8080)]
+    code, result = run_json(capsys, "--format", "hubble", "--policies", str(policies),
+                            write_lines(tmp_path / "f.jsonl", lines))
+    assert code == 1
+    assert [(r["source"], r["connections"], r["side"], r["policy"]) for r in result["breaks"]] == [
+        ("shop/web", 2, "ingress", "shop/api-ingress"), ("shop/web", 1, "egress", "shop/canary-egress")]
