@@ -3,6 +3,7 @@ with — on the bundled demo topology and on a generated one of a few hundred wo
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 from pathlib import Path
@@ -11,17 +12,24 @@ import pytest
 
 from exporter.cli import main
 from exporter.netpol.loading import load_policies
-from exporter.service.demo_traffic import schedule
+from exporter.whatif.demo_flows import lines as demo_flow_lines
 
 from . import topology
-from .flows import T0, hubble, write_lines
+from .flows import hubble, write_lines
+
+DATA = Path(__file__).parent / "data"
+RECORDED_DEMO = str(DATA / "demo-flows.jsonl.gz")  # frozen: exact expectations hold when the demo changes
 
 
 def demo_flows(path: Path) -> str:
-    """One minute of the demo's Hubble exporter-file lines (exporter/service/demo_traffic.py)."""
-    base = T0 * 1_000_000_000
-    write_lines(path, [build(base + int(offset * 1e9)) for offset, build in schedule()])
+    """One minute of the demo's Hubble exporter-file lines as the demo generates them now."""
+    write_lines(path, demo_flow_lines())
     return str(path)
+
+
+def test_the_recorded_demo_is_what_the_module_wrote_then() -> None:
+    recorded = gzip.decompress(Path(RECORDED_DEMO).read_bytes()).splitlines()
+    assert len(recorded) == 1489 and recorded[0].startswith(b'{"flow":{"time":"2026-12-04T16:00:00.')
 
 
 def suggest(capsys: pytest.CaptureFixture[str], out: Path, *argv: str) -> str:
@@ -46,7 +54,7 @@ def test_demo_topology_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_demo_suggestion_is_least_privilege(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    flows = demo_flows(tmp_path / "demo.jsonl")
+    flows = RECORDED_DEMO
     policies = suggest(capsys, tmp_path / "suggested.yaml", "--format", "hubble", flows)
     loaded = {lp.policy.key: lp for lp in load_policies([policies]).policies}
     # an ingress policy per destination workload, an egress policy per source workload
@@ -68,7 +76,7 @@ def test_demo_suggestion_is_least_privilege(tmp_path: Path, capsys: pytest.Captu
     frontend = {"ID": 1, "identity": 21001, "namespace": "temporal", "pod_name": "temporal-frontend-6c9d7f8b5d-x2k9p",
                 "labels": ["k8s:app=temporal-frontend", "k8s:app.kubernetes.io/part-of=temporal",
                            "k8s:io.kubernetes.pod.namespace=temporal"]}
-    unseen = json.loads(Path(flows).read_bytes().splitlines()[0])
+    unseen = json.loads(gzip.decompress(Path(flows).read_bytes()).splitlines()[0])
     unseen["flow"].update(IP={"source": "10.0.1.21", "destination": "10.0.2.120"}, source=frontend,
                           verdict="FORWARDED", event_type={"type": 4},
                           destination={"identity": 24001, "namespace": "databases", "pod_name": "postgresql-0",
