@@ -52,3 +52,17 @@ def test_fqdn_and_l7_rules_are_not_evaluated(tmp_path: Path, capsys: pytest.Capt
     assert code == 0 and result["breaks"] == []
     assert sorted((r["destination"], r["reason"]) for r in result["not_evaluated"]) == [
         ("shop/api", "l7-rule"), ("world", "fqdn-rule")]
+
+
+DEMO_POLICIES = Path(__file__).resolve().parents[2] / "exporter" / "data" / "demo-policies"
+
+
+@pytest.mark.skipif(not DEMO_POLICIES.is_dir(), reason="the demo does not ship its policies yet")
+def test_the_demo_traffic_is_what_the_demo_policies_decide(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo's flows record its policies' verdicts: replayed through them, nothing changes."""
+    from exporter.whatif.demo_flows import lines
+
+    flows = write_lines(tmp_path / "demo.jsonl", lines())
+    code = main(["whatif", "--format", "hubble", "--json", "--policies", str(DEMO_POLICIES), flows])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result == {"breaks": [], "opens": [], "not_evaluated": []}
