@@ -40,8 +40,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--generate", metavar="FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.generate:
-        Path(args.generate).write_bytes(b"\n".join(HubbleGenerator().lines(args.lines)) + b"\n")
+    if args.generate:  # streamed in chunks: a million lines do not have to fit in memory
+        generator = HubbleGenerator()
+        with open(args.generate, "wb") as out:
+            for start in range(0, args.lines, 50_000):
+                out.write(b"\n".join(generator.lines(min(50_000, args.lines - start))) + b"\n")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         flows = Path(tmp) / "hubble.jsonl"

@@ -137,14 +137,19 @@ def _l4(l4: _L4 | None) -> tuple[str, int, int]:
     return "", 0, 0
 
 
-# A reply never counts: its line is skipped without decoding when protojson says so (`"is_reply":true`,
-# written only for replies); REPLY marks it so the tracker can count it.
-_REPLY_MARK = b'"is_reply":true'
+# A reply never counts: its line is skipped without decoding when compact protojson says so
+# (`"is_reply":true`, near the end of the flow: searched from the end); REPLY marks it for the tracker.
+_IS_REPLY = b'"is_reply":'
 REPLY = Event(Side("", "", None, None, ""), Side("", "", None, None, ""), "", None, 0, ALLOWED, "", is_reply=True)
 
 
+def _marked_reply(line: bytes) -> bool:
+    at = line.rfind(_IS_REPLY)
+    return at >= 0 and line.startswith(b"true", at + 11)
+
+
 def decode_hubble(line: bytes) -> Event | None:
-    if _REPLY_MARK in line:
+    if _marked_reply(line):
         return REPLY
     msg = _decode_hubble(line)
     flow: _Flow | None = msg.flow
@@ -207,6 +212,7 @@ def decode_hubble(line: bytes) -> Event | None:
 _SIDES_CACHE_SIZE = 50_000
 _sides: dict[tuple[bytes, bytes, str, str], tuple[Side, Side]] = {}
 _last_second: list[Any] = ["", 0]  # the last "YYYY-MM-DDTHH:MM:SS" parsed and its epoch second
+_SCALE = tuple(10 ** (9 - n) for n in range(10))
 
 
 def _time_ns(value: str) -> int:
@@ -232,27 +238,42 @@ class Touch(NamedTuple):
 # tracker holds that connection, the line is not decoded further. Anything else takes the full path.
 _FAST_IP = re.compile(rb'"IP":\{"source":"([^"]+)","destination":"([^"]+)"')
 _FAST_L4 = re.compile(rb'"l4":\{"(TCP|UDP|SCTP)":\{"source_port":(\d+),"destination_port":(\d+)')
-_FAST_TIME = re.compile(rb'"time":"([^"]+)"')
+_TIME_KEY = b'"time":"'
 _FORWARDED = b'"verdict":"FORWARDED"'
+_HEAD = 320  # bytes from the start within which compact lines carry the flow's time and verdict
+_last_second_raw: list[Any] = [b"", 0]
+
+
+def _raw_time_ns(raw: bytes) -> int:
+    """_time_ns of the raw bytes, without decoding them when the second is the one parsed last."""
+    if raw[:19] == _last_second_raw[0] and raw[19:20] == b"." and raw[-1:] == b"Z":
+        digits = raw[20:-1]
+        if 0 < len(digits) <= 9 and digits.isdigit():
+            return _last_second_raw[1] + int(digits) * _SCALE[len(digits)]
+    ns = _time_ns(raw.decode())
+    _last_second_raw[0], _last_second_raw[1] = raw[:19], ns - ns % 1_000_000_000
+    return ns
 
 
 def hubble_decoder(active: Mapping[FiveTuple, Any], window_ns: int) -> Callable[[bytes], Event | Touch | None]:
     """decode_hubble with the fast path for lines of the connections in `active` (the tracker's)."""
 
     def decode(line: bytes) -> Event | Touch | None:
-        if _REPLY_MARK in line:
+        if _marked_reply(line):
             return REPLY
-        if _FORWARDED in line:
+        if line.find(_FORWARDED, 0, _HEAD) >= 0:
             ip = _FAST_IP.search(line)
             l4 = _FAST_L4.search(line, ip.end()) if ip is not None else None
             if ip is not None and l4 is not None:
                 five = (ip[1].decode(), int(l4[2]), ip[2].decode(), int(l4[3]), l4[1].decode())
                 conn = active.get(five)
                 if conn is not None:
-                    found = _FAST_TIME.search(line)
+                    at = line.find(_TIME_KEY, 0, _HEAD)
+                    if at < 0:
+                        at = line.find(_TIME_KEY)  # not among the first fields: the first anywhere
                     try:
-                        t = _time_ns(found[1].decode()) if found is not None else 0
-                    except ValueError:
+                        t = _raw_time_ns(line[at + 8:line.find(b'"', at + 8)]) if at >= 0 else 0
+                    except (ValueError, UnicodeDecodeError):
                         return decode_hubble(line)  # reported with its field by the full path
                     if not t or not conn.last_ns or t - conn.last_ns <= window_ns:
                         return Touch(five, t)

@@ -12,7 +12,7 @@ from typing import Any
 from exporter.netpol.errors import InputError
 from exporter.netpol.loading import Loaded, load_policies
 from exporter.whatif.events import DECODERS, hubble_decoder
-from exporter.whatif.reading import InputStats, read_events, report_invalid_summary
+from exporter.whatif.reading import InputStats, replay_files, report_invalid_summary
 from exporter.whatif.tracking import CalicoPairing, HubbleTracker, Sink
 
 DEFAULT_WINDOW_S = 60.0
@@ -66,9 +66,7 @@ def replay(args: argparse.Namespace, sink: Sink) -> InputStats:
     else:
         tracker = CalicoPairing(args.connection_window, sink)
         decode = DECODERS[args.format]
-    add: Callable[[Any], None] = tracker.add  # Touch events come from the Hubble decoder only
-    for event in read_events(args.flows, decode, stats):
-        add(event)
+    replay_files(args.flows, decode, tracker.add, stats)
     tracker.finish()
     report_invalid_summary(stats)
     stats.replies = getattr(tracker, "replies", 0)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import gzip
 import heapq
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from exporter.model import DecodeError
 from exporter.whatif.events import Event, Touch
@@ -47,11 +47,12 @@ def open_flows(path: str) -> BinaryIO:
     return raw
 
 
-def _file_events(path: str, decode: Decode, stats: InputStats) -> Iterator[tuple[int, Event | Touch]]:
+def _events(path: str, decode: Decode, stats: InputStats) -> Iterator[Event | Touch]:
+    """The events of a file, decoded one line at a time as they are consumed: the fast path for lines of
+    tracked connections needs the tracker to have seen the lines before."""
     where = "<stdin>" if path == "-" else path
     stream = open_flows(path)
     lineno = 0
-    last_time = 0
     try:
         while True:
             try:
@@ -60,22 +61,19 @@ def _file_events(path: str, decode: Decode, stats: InputStats) -> Iterator[tuple
                 raise ReadError(f"{where}: read error after line {lineno}: {exc}") from None
             if not lines:
                 return
+            stats.lines += len(lines)
             for line in lines:
                 lineno += 1
-                if len(line) < 3 and not line.strip():
-                    continue  # a blank line
-                stats.lines += 1
                 try:
                     event = decode(line)
                 except DecodeError as exc:
-                    _report_invalid(stats, where, lineno, exc)
+                    if line.strip():
+                        _report_invalid(stats, where, lineno, exc)
+                    else:
+                        stats.lines -= 1  # a blank line
                     continue
-                if event is None:
-                    continue
-                stats.events += 1
-                if event.time_ns:
-                    last_time = event.time_ns
-                yield last_time, event
+                if event is not None:
+                    yield event
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
@@ -94,12 +92,22 @@ def report_invalid_summary(stats: InputStats) -> None:
             print(f"{where}: {n} invalid lines in all ({n - REPORT_FIRST} more not shown)", file=sys.stderr)
 
 
-def read_events(paths: Iterable[str], decode: Decode, stats: InputStats) -> Iterator[Event | Touch]:
-    """Events of all files, merged by time."""
-    streams = [_file_events(p, decode, stats) for p in paths]
-    if len(streams) == 1:
-        for _, event in streams[0]:
-            yield event
+def _timed(events: Iterator[Event | Touch]) -> Iterator[tuple[int, Event | Touch]]:
+    """(sort time, event): an event without a time sorts with the one before it."""
+    last = 0
+    for event in events:
+        if event.time_ns:
+            last = event.time_ns
+        yield last, event
+
+
+def replay_files(paths: Sequence[str], decode: Decode, add: Callable[[Any], None], stats: InputStats) -> None:
+    """Pass the events of all files to `add`, merged by time (one file: in its order)."""
+    if len(paths) == 1:
+        for event in _events(paths[0], decode, stats):
+            add(event)
+            stats.events += 1
         return
-    for _, event in heapq.merge(*streams, key=lambda item: item[0]):
-        yield event
+    for _, event in heapq.merge(*(_timed(_events(p, decode, stats)) for p in paths), key=lambda item: item[0]):
+        add(event)
+        stats.events += 1

@@ -300,3 +300,22 @@ def test_a_group_splits_by_side_and_policy(tmp_path: Path, capsys: pytest.Captur
     assert code == 1
     assert [(r["source"], r["connections"], r["side"], r["policy"]) for r in result["breaks"]] == [
         ("shop/web", 2, "ingress", "shop/api-ingress"), ("shop/web", 1, "egress", "shop/canary-egress")]
+
+
+def test_lines_of_a_tracked_connection_keep_their_time() -> None:
+    """The raw-bytes path for lines of known connections reads the same 5-tuple and time as a full decode."""
+    from exporter.whatif.events import Touch, hubble_decoder
+
+    done: list[Connection] = []
+    tracker = HubbleTracker(60.0, done.append)
+    decode = hubble_decoder(tracker.active, tracker.window_ns)
+    first = decode(hubble(WEB, API, 130.0, sport=40001, dport=8080, event="trace-from"))
+    later = hubble(WEB, API, 130.25, sport=40001, dport=8080, event="trace-to")  # its time after the endpoints
+    tracker.add(first)
+    touch = decode(later)
+    full = decode_hubble(later)
+    assert isinstance(touch, Touch) and full is not None
+    assert touch == (full.five_tuple, full.time_ns) and touch.time_ns > 0
+    tracker.add(touch)
+    tracker.finish()
+    assert [(c.first_ns, c.last_ns) for c in done] == [(first.time_ns, full.time_ns)]
