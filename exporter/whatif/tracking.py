@@ -141,6 +141,7 @@ class _Slot:
     dst_allowed: int = 0
     dst_denied: int = 0
     has_src: bool = False
+    denied_at: str = ""  # where a record denied, even one that started no connection
 
 
 class CalicoPairing:
@@ -168,6 +169,8 @@ class CalicoPairing:
             slot.start_ns = min(slot.start_ns, start) if slot.start_ns and start else slot.start_ns or start
             slot.end_ns = max(slot.end_ns, end)
         denied = ev.verdict == DENIED
+        if denied and not slot.denied_at:
+            slot.denied_at = ev.side
         if ev.reporter == "src":
             slot.has_src = True
             if denied:
@@ -196,11 +199,13 @@ class CalicoPairing:
             allowed = slot.src_allowed - ingress_denied
         else:
             egress_denied, ingress_denied, allowed = 0, slot.dst_denied, slot.dst_allowed
-        parts = ((allowed, False, ""), (egress_denied, True, EGRESS), (ingress_denied, True, INGRESS))
+        parts = [(count, denied, side) for count, denied, side in
+                 ((allowed, False, ""), (egress_denied, True, EGRESS), (ingress_denied, True, INGRESS)) if count > 0]
+        if not parts:  # records of connections started earlier: the traffic is listed, with no new connection
+            parts = [(0, bool(slot.denied_at), slot.denied_at)]
         for count, denied, side in parts:
-            if count > 0 or (count == 0 and not denied and not (egress_denied or ingress_denied)):
-                self.connections += count
-                self.sink(Connection(src, dst, protocol, port, slot.start_ns, slot.end_ns, count, denied, side))
+            self.connections += count
+            self.sink(Connection(src, dst, protocol, port, slot.start_ns, slot.end_ns, count, denied, side))
 
     def finish(self) -> None:
         for key, slot in self.slots.items():

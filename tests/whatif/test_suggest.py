@@ -119,3 +119,27 @@ def test_no_connection_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["suggest", "--format", "hubble", write_lines(tmp_path / "f.jsonl", [lost])]) == 2
     assert "no connection" in capsys.readouterr().err
     assert main(["suggest", "--format", "hubble", str(tmp_path / "missing")]) == 2
+
+
+def test_calico_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from .flows import API, CLIENT, DB, WEB, calico
+
+    lines = [calico(WEB, API, reporter="src", action="allow", started=5, port=8080),
+             calico(WEB, API, reporter="dst", action="allow", started=5, port=8080),
+             calico(API, DB, reporter="src", action="allow", started=2, port=5432),
+             calico(API, DB, reporter="dst", action="allow", started=2, port=5432),
+             calico(WEB, DB, reporter="src", action="allow", started=3, port=5432),
+             calico(WEB, DB, reporter="dst", action="deny", started=3, port=5432),
+             calico(CLIENT, WEB, reporter="dst", action="allow", started=7, port=443)]
+    flows = write_lines(tmp_path / "flows.log", lines)
+    policies = suggest(capsys, tmp_path / "suggested.yaml", "--format", "calico", flows)
+    text = Path(policies).read_text()
+    assert "cidr: 203.0.113.9/32" in text and "pod-template-hash" not in text
+    assert main(["lint", "--policies", policies]) == 0
+    capsys.readouterr()
+    code, result = whatif(capsys, policies, "--format", "calico", flows)
+    assert code == 0 and result == {"breaks": [], "opens": [], "not_evaluated": []}
+    # web → db was denied at db's ingress: the suggestion does not allow it
+    loaded = {lp.policy.key for lp in load_policies([policies]).policies}
+    assert loaded == {"shop/web-ingress", "shop/web-egress", "shop/api-ingress", "shop/api-egress",
+                      "shop/db-ingress"}

@@ -319,3 +319,15 @@ def test_lines_of_a_tracked_connection_keep_their_time() -> None:
     tracker.add(touch)
     tracker.finish()
     assert [(c.first_ns, c.last_ns) for c in done] == [(first.time_ns, full.time_ns)]
+
+
+def test_calico_traffic_of_older_connections_is_listed_with_zero(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    lines = [calico(WEB, API, reporter="src", action="allow", started=0, port=8080),
+             calico(WEB, API, reporter="dst", action="allow", started=0, port=8080),
+             calico(WEB, DB, reporter="dst", action="deny", started=0, port=5432)]
+    code, result = run_json(capsys, "--format", "calico", "--policies", PROPOSED,
+                            write_lines(tmp_path / "flows.log", lines))
+    assert code == 1
+    assert [(r["destination"], r["connections"], r["side"]) for r in result["breaks"]] == [("shop/api", 0, "ingress")]
+    assert [(r["destination"], r["connections"], r["side"]) for r in result["opens"]] == [("shop/db", 0, "ingress")]
