@@ -161,7 +161,7 @@ class Suggester:
         body = list(self._rules(workload, direction))
         field_name = "from" if direction == INGRESS else "to"
         if not body:
-            out.append(f"  {direction}: []  # nothing observed: every connection is denied\n")
+            out.append(f"  {direction}: []  # nothing to allow: every connection is denied\n")
             return "".join(out)
         out.append(f"  {direction}:\n")
         for comment, peers, ports in body:
@@ -183,10 +183,15 @@ class Suggester:
                 by_ports.setdefault(tuple(sorted(rules[peer], key=_port_order)), []).append(peer)
                 continue
             peer_ns, peer_name = peer[1], peer[2]
+            peer_selector = self._selector_of(peer)
+            if not peer_selector:  # {} would stand for every pod of the namespace: not least privilege
+                self.notes.add(f"{peer_name}: its pods share no stable label; its connections with "
+                               f"{workload.name} are not allowed")
+                continue
             entry = ["    - "]
             if peer_ns != workload.namespace:
                 entry.append("namespaceSelector:\n" + _match_labels({NAMESPACE_NAME_LABEL: peer_ns}, 8) + "      ")
-            entry.append("podSelector:\n" + _match_labels(self._selector_of(peer), 8))
+            entry.append("podSelector:\n" + _match_labels(peer_selector, 8))
             comment = [f"{peer_name} {arrow} {workload.name}: " if direction == INGRESS else
                        f"{workload.name} {arrow} {peer_name}: "]
             yield self._describe(comment, rules[peer]), ["".join(entry)], _ports(rules[peer])

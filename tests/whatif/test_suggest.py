@@ -143,3 +143,19 @@ def test_calico_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     loaded = {lp.policy.key for lp in load_policies([policies]).policies}
     assert loaded == {"shop/web-ingress", "shop/web-egress", "shop/api-ingress", "shop/api-egress",
                       "shop/db-ingress"}
+
+
+def test_pods_without_a_stable_label_are_never_selected_by_everything(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from .flows import API, Pod
+
+    # two pods of one workload that share no label but their rollout hash
+    a = Pod("shop", "batch", "batch-5d8f7c9b6d-k2x7p", "10.0.1.50", ("pod-template-hash=5d8f7c9b6d", "x=1"), "n")
+    b = Pod("shop", "batch", "batch-5d8f7c9b6d-q9z8w", "10.0.1.51", ("pod-template-hash=5d8f7c9b6d", "y=2"), "n")
+    flows = write_lines(tmp_path / "f.jsonl", [hubble(a, API, 1.0, sport=40001, dport=8080),
+                                               hubble(b, API, 2.0, sport=40002, dport=8080)])
+    assert main(["suggest", "--format", "hubble", flows]) == 0
+    captured = capsys.readouterr()
+    assert "shop/batch: its pods share no stable label" in captured.err
+    assert "podSelector:\n        {}" not in captured.out and "batch" not in captured.out.split("---", 1)[1]
+    assert "  ingress: []" in captured.out  # api is covered: what cannot be selected is not allowed
