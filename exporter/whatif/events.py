@@ -110,6 +110,7 @@ class _Flow(msgspec.Struct, gc=False):
     event_type: _EventType | None = None
     traffic_direction: str | int = ""
     is_reply: bool | None = None
+    destination_service: msgspec.Raw = _EMPTY
 
 
 class _HubbleLine(_Flow, gc=False):
@@ -195,6 +196,8 @@ def decode_hubble(line: bytes) -> Event | None:
         if len(_sides) >= _SIDES_CACHE_SIZE:
             _sides.clear()
         sides = _sides[sides_key] = (side_from_hubble(src_peer), side_from_hubble(dst_peer))
+    if flow.destination_service and not sides[1].is_pod:
+        return None  # to a Service address before translation: the translated flow names the pod
     return Event(
         sides[0],
         sides[1],

@@ -331,3 +331,15 @@ def test_calico_traffic_of_older_connections_is_listed_with_zero(tmp_path: Path,
     assert code == 1
     assert [(r["destination"], r["connections"], r["side"]) for r in result["breaks"]] == [("shop/api", 0, "ingress")]
     assert [(r["destination"], r["connections"], r["side"]) for r in result["opens"]] == [("shop/db", 0, "ingress")]
+
+
+def test_flows_to_a_service_address_before_translation_are_not_connections() -> None:
+    """kube-proxy setups trace the packet leaving the pod with the ClusterIP: the pod behind it is not known."""
+    vip = World("10.96.0.42")
+    line = json.loads(hubble(WEB, vip, 1.0, sport=40001, dport=8080))
+    line["flow"]["destination_service"] = {"name": "api", "namespace": "shop"}
+    assert decode_hubble(json.dumps(line).encode()) is None
+    translated = json.loads(hubble(WEB, API, 1.0, sport=40001, dport=8080, event="trace-to"))
+    translated["flow"]["destination_service"] = {"name": "api", "namespace": "shop"}
+    event = decode_hubble(json.dumps(translated).encode())
+    assert event is not None and event.dst.name == "shop/api"
