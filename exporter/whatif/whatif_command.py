@@ -41,7 +41,10 @@ def main(args: argparse.Namespace) -> int:
         return 2
     for loaded in (proposed, baseline):
         for note in loaded.notes if loaded is not None else ():
-            print(f"note: {note} (not evaluated: the engine reads only the policy kinds it knows)", file=sys.stderr)
+            print(f"note: {note}", file=sys.stderr)
+            if "Policy" in note.rsplit("skipped kind", 1)[-1]:
+                print("warning: the engine does not read this policy kind: the connections it decides are "
+                      "evaluated without it", file=sys.stderr)
     rows = report.rows()
     if args.json:
         write_json(rows, sys.stdout)

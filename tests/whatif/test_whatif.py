@@ -343,3 +343,15 @@ def test_flows_to_a_service_address_before_translation_are_not_connections() -> 
     translated["flow"]["destination_service"] = {"name": "api", "namespace": "shop"}
     event = decode_hubble(json.dumps(translated).encode())
     assert event is not None and event.dst.name == "shop/api"
+
+
+def test_a_policy_kind_the_engine_does_not_read_is_warned_about(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    policies = tmp_path / "p.yaml"
+    policies.write_text((DATA / "proposed.yaml").read_text() + "\n---\napiVersion: v1\nkind: ConfigMap\n"
+                        "metadata: {name: x, namespace: shop}\n---\napiVersion: example.io/v1\n"
+                        "kind: ExampleNetworkPolicy\nmetadata: {name: y, namespace: shop}\n")
+    assert main(["whatif", "--format", "hubble", "--policies", str(policies), *recorded_day(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "skipped kind ConfigMap" in err and "skipped kind ExampleNetworkPolicy" in err
+    assert err.count("warning: the engine does not read this policy kind") == 1
