@@ -89,14 +89,16 @@ def test_demo_suggestion_is_least_privilege(tmp_path: Path, capsys: pytest.Captu
         ("temporal/temporal-frontend", "databases/postgresql", "egress", "temporal/temporal-frontend-egress")]
 
 
-def test_generated_topology_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rng = random.Random(13)
-    pods = topology.workloads(rng, 300, 12)
+@pytest.mark.parametrize(("seed", "count", "namespaces"), [(13, 300, 12), (29, 450, 20)])
+def test_generated_topology_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str], seed: int, count: int,
+                                       namespaces: int) -> None:
+    rng = random.Random(seed)
+    pods = topology.workloads(rng, count, namespaces)
     calls = topology.calls(rng, pods)
     flows = write_lines(tmp_path / "flows.jsonl", topology.record(rng, calls))
     policies = suggest(capsys, tmp_path / "suggested.yaml", "--format", "hubble", flows)
     loaded = load_policies([policies])
-    assert not loaded.invalid and len(loaded.policies) >= 400
+    assert not loaded.invalid and len(loaded.policies) >= count * 4 // 3
     assert main(["lint", "--policies", policies]) == 0
     capsys.readouterr()
     code, result = whatif(capsys, policies, "--format", "hubble", flows)
@@ -104,7 +106,7 @@ def test_generated_topology_round_trip(tmp_path: Path, capsys: pytest.CaptureFix
     # every pair of workloads that never talked is denied now: replay such connections
     talked = {(c.src.workload, c.dst.workload) for c in calls if not isinstance(c.src, topology.World)
               and not isinstance(c.dst, topology.World)}
-    silent = [(a, b) for a, b in ((rng.randrange(300), rng.randrange(300)) for _ in range(200))
+    silent = [(a, b) for a, b in ((rng.randrange(count), rng.randrange(count)) for _ in range(200))
               if a != b and (pods[a][0].workload, pods[b][0].workload) not in talked][:50]
     assert len(silent) == 50
     unseen = [hubble(pods[a][0], pods[b][0], 100.0 + n, sport=20000 + n, dport=8000 + b % 50)
