@@ -6,7 +6,8 @@ evaluated and a reason code says why (never a guess):
 
 - `no-labels` — a pod end without labels, or a peer known only by a numeric identity (`unknown`)
   at an isolated end;
-- `no-ip` — a peer outside the cluster whose address the record does not carry, at an isolated end;
+- `no-ip` — a peer outside the cluster (the internet, a Calico NetworkSet) whose address the record
+  does not carry, at an isolated end;
 - `reserved-peer` — the node, the API server, health checks ... at an isolated end: whether
   ipBlocks cover them is up to the CNI;
 - `named-port` — denied, but an isolating policy has a named port for that protocol (flows do not
@@ -24,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from exporter.decoders.hubble_names import RESERVED_NAMES
 from exporter.naming import UNKNOWN, WORLD
 from exporter.netpol.evaluator import DirectionVerdict, Endpoint, evaluate, group_by_namespace
 from exporter.netpol.labels import Labels
@@ -35,6 +37,8 @@ from exporter.whatif.sides import Side
 REASONS = ("no-labels", "no-ip", "reserved-peer", "named-port", "fqdn-rule", "l7-rule", "undecidable-rule",
            "outside-cluster")
 DEFAULT_ALLOW = "default-allow"
+# Peers outside the pods that are no address on the internet: the node, the API server, health checks ...
+RESERVED_PEERS = frozenset(RESERVED_NAMES.values()) - {WORLD, UNKNOWN}
 _CACHE_LIMIT = 200_000
 _HAS_ENTITY = "entity" in getattr(Endpoint, "__dataclass_fields__", {})
 
@@ -94,8 +98,8 @@ class Decider:
         if not other.is_pod:
             if other.name == UNKNOWN:
                 return "no-labels"  # a pod known by its identity only (another cluster, a stale cache)
-            if other.name != WORLD:
-                return "reserved-peer"
+            if other.name in RESERVED_PEERS:
+                return "reserved-peer"  # else the internet, or a Calico NetworkSet: matched by address
             if not other.ip:
                 return "no-ip"
         if getattr(side, "outcome", "") == "undecided":

@@ -355,3 +355,15 @@ def test_a_policy_kind_the_engine_does_not_read_is_warned_about(tmp_path: Path,
     err = capsys.readouterr().err
     assert "skipped kind ConfigMap" in err and "skipped kind ExampleNetworkPolicy" in err
     assert err.count("warning: the engine does not read this policy kind") == 1
+
+
+def test_calico_peers_outside_the_pods(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A NetworkSet with its address is matched by ipBlocks like the internet; the node is not evaluated."""
+    netset = json.loads(calico(CLIENT, WEB, reporter="dst", action="allow", started=2, port=443))
+    netset.update(source_type="ns", source_name="partners", source_name_aggr="partners", source_namespace="shop")
+    host = json.loads(calico(CLIENT, WEB, reporter="dst", action="allow", started=1, port=443))
+    host.update(source_type="hep", source_ip="10.0.0.3", source_name_aggr="node-a")
+    flows = write_lines(tmp_path / "flows.log", [json.dumps(netset).encode(), json.dumps(host).encode()])
+    code, result = run_json(capsys, "--format", "calico", "--policies", PROPOSED, flows)
+    assert code == 0 and result["breaks"] == []  # 203.0.113.9 is in web-ingress's ipBlock
+    assert [(r["source"], r["reason"]) for r in result["not_evaluated"]] == [("host", "reserved-peer")]
