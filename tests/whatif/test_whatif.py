@@ -367,3 +367,17 @@ def test_calico_peers_outside_the_pods(tmp_path: Path, capsys: pytest.CaptureFix
     code, result = run_json(capsys, "--format", "calico", "--policies", PROPOSED, flows)
     assert code == 0 and result["breaks"] == []  # 203.0.113.9 is in web-ingress's ipBlock
     assert [(r["source"], r["reason"]) for r in result["not_evaluated"]] == [("host", "reserved-peer")]
+
+
+def test_named_ports_and_traffic_outside_the_cluster_are_not_evaluated(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    policies = tmp_path / "p.yaml"
+    policies.write_text("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+                        "metadata: {name: api-ingress, namespace: shop}\n"
+                        "spec: {podSelector: {matchLabels: {app: api}}, ingress: [{ports: [{port: http}]}]}\n")
+    lines = [hubble(WEB, API, 1.0, sport=40001, dport=8080), hubble(CLIENT, OTHER_CLIENT, 2.0, sport=40002, dport=80)]
+    code, result = run_json(capsys, "--format", "hubble", "--policies", str(policies),
+                            write_lines(tmp_path / "f.jsonl", lines))
+    assert code == 0 and result["breaks"] == []
+    assert [(r["source"], r["destination"], r["reason"]) for r in result["not_evaluated"]] == [
+        ("shop/web", "shop/api", "named-port"), ("world", "world", "outside-cluster")]
