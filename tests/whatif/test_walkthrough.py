@@ -73,3 +73,10 @@ def test_the_offline_walkthrough_runs_as_written(tmp_path: Path) -> None:
         actual = outputs.get(i, [])
         assert matches(expected, actual), f"$ {command}\nexpected:\n" + "\n".join(expected) + \
             "\nactual:\n" + "\n".join(actual)
+
+
+def test_every_reason_code_is_documented() -> None:
+    from exporter.whatif.decide import REASONS
+
+    documented = re.findall(r"^\| `([a-z-]+)` \| ", DOC.read_text(encoding="utf-8"), re.M)
+    assert sorted(documented) == sorted(REASONS)
