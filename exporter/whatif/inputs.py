@@ -11,11 +11,18 @@ from typing import Any
 
 from exporter.netpol.errors import InputError
 from exporter.netpol.loading import Loaded, load_policies
-from exporter.whatif.events import DECODERS, hubble_decoder
+from exporter.whatif.calico_events import decode_calico, decode_goldmane
+from exporter.whatif.events import Event
+from exporter.whatif.hubble_events import decode_hubble, hubble_decoder
 from exporter.whatif.reading import InputStats, replay_files, report_invalid_summary
 from exporter.whatif.tracking import CalicoPairing, HubbleTracker, Sink
 
 DEFAULT_WINDOW_S = 60.0
+DECODERS: dict[str, Callable[[bytes], Event | None]] = {
+    "hubble": decode_hubble,
+    "calico": decode_calico,
+    "goldmane": decode_goldmane,
+}
 
 
 def add_flow_arguments(parser: argparse.ArgumentParser) -> None:

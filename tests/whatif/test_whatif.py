@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from exporter.cli import main
-from exporter.whatif.events import decode_hubble
+from exporter.whatif.hubble_events import decode_hubble
 from exporter.whatif.tracking import Connection, HubbleTracker
 
 from .flows import API, CLIENT, COREDNS, DB, REMOTE, WEB, Pod, World, calico, goldmane, hubble, stamp, write_lines
@@ -304,7 +304,8 @@ def test_a_group_splits_by_side_and_policy(tmp_path: Path, capsys: pytest.Captur
 
 def test_lines_of_a_tracked_connection_keep_their_time() -> None:
     """The raw-bytes path for lines of known connections reads the same 5-tuple and time as a full decode."""
-    from exporter.whatif.events import Touch, hubble_decoder
+    from exporter.whatif.events import Touch
+    from exporter.whatif.hubble_events import hubble_decoder
 
     done: list[Connection] = []
     tracker = HubbleTracker(60.0, done.append)
