@@ -382,3 +382,21 @@ def test_named_ports_and_traffic_outside_the_cluster_are_not_evaluated(tmp_path:
     assert code == 0 and result["breaks"] == []
     assert [(r["source"], r["destination"], r["reason"]) for r in result["not_evaluated"]] == [
         ("shop/web", "shop/api", "named-port"), ("world", "world", "outside-cluster")]
+
+
+def test_flows_from_stdin_and_gzip(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import gzip
+    import io
+
+    files = recorded_day(tmp_path)
+    lines = sorted((line for f in files for line in Path(f).read_bytes().splitlines()),
+                   key=lambda line: json.loads(line)["time"])
+    merged = b"\n".join(lines) + b"\n"
+    _, from_file = run_json(capsys, "--format", "hubble", "--policies", PROPOSED, *files)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(merged)))
+    _, from_stdin = run_json(capsys, "--format", "hubble", "--policies", PROPOSED, "-")
+    packed = tmp_path / "all.jsonl.gz"
+    packed.write_bytes(gzip.compress(merged))
+    _, from_gzip = run_json(capsys, "--format", "hubble", "--policies", PROPOSED, str(packed))
+    assert from_stdin == from_file == from_gzip
