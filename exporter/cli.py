@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("exporter.service.demo", "serve a live replay of a bundled Temporal cluster's flows"),
     "check": ("exporter.netpol.check_command", "verify NetworkPolicies against expected connectivity"),
     "lint": ("exporter.netpol.lint_command", "review NetworkPolicies for common mistakes"),
+    "whatif": ("exporter.whatif.whatif_command", "replay recorded flows through proposed NetworkPolicies"),
+    "suggest": ("exporter.whatif.suggest_command", "write least-privilege NetworkPolicies from recorded flows"),
 }
 
 

@@ -1,0 +1,76 @@
+"""whatif's rate against `once` on the same Hubble lines, both as whole processes.
+
+    .venv/bin/python bench/whatif_rate.py [--lines 200000] [--repeat 3]
+
+Writes the lines of bench/flowgen.py's HubbleGenerator (a real agent stream's mix: mostly trace
+events, policy verdicts, drops, replies) to a file, then runs `netpol-exporter once` and
+`netpol-exporter whatif --policies deploy/network-policies/base` on it in turn, --repeat times.
+Prints each command's best CPU time (user + system of the child, so other load on the machine
+skews less), its rate in lines per CPU second, its peak RSS, and whatif / once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from flowgen import HubbleGenerator  # noqa: E402
+
+CLI = [sys.executable, "-m", "exporter"]
+
+
+def run(argv: list[str]) -> tuple[float, int, int]:
+    """CPU seconds, peak RSS (KiB) and exit code of one child process."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss, proc.returncode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--generate", metavar="FILE", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.generate:  # streamed in chunks: a million lines do not have to fit in memory
+        generator = HubbleGenerator()
+        with open(args.generate, "wb") as out:
+            for start in range(0, args.lines, 50_000):
+                out.write(b"\n".join(generator.lines(min(50_000, args.lines - start))) + b"\n")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        flows = Path(tmp) / "hubble.jsonl"
+        # generated in a child: a forked command would otherwise start with this process's memory as its RSS
+        subprocess.run([sys.executable, __file__, "--generate", str(flows), "--lines", str(args.lines)], check=True)
+        commands = {
+            "once": [*CLI, "once", "--no-kubernetes", "--format", "hubble", str(flows)],
+            "whatif": [*CLI, "whatif", "--format", "hubble", "--policies",
+                       str(ROOT / "deploy" / "network-policies" / "base"), str(flows)],
+        }
+        best = {name: (float("inf"), 0) for name in commands}
+        for _ in range(args.repeat):
+            for name, argv in commands.items():
+                cpu, rss, code = run(argv)
+                if code not in (0, 1):
+                    print(f"{name} exited {code}", file=sys.stderr)
+                    return 2
+                if cpu < best[name][0]:
+                    best[name] = (cpu, rss)
+    print(f"{args.lines} Hubble lines ({flows.name}), best of {args.repeat}, CPU time of each process:")
+    for name, (cpu, rss) in best.items():
+        print(f"  {name:7s} {cpu:6.2f} s  {args.lines / cpu / 1000:6.1f} k lines/s  peak RSS {rss / 1024:5.0f} MiB")
+    ratio = best["once"][0] / best["whatif"][0]
+    print(f"  whatif / once rate: {ratio:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,239 @@
+"""Hubble flow lines → connection events (exporter.whatif.events).
+
+Any flow with addresses and an L4 header is an event, trace events and policy verdicts alike.
+Lost events, agent events, non-policy drops and L7 drops give None. Lines of connections the
+tracker already holds are recognised from their raw bytes (`hubble_decoder`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from exporter.decoders.hubble_names import peers_from_endpoints
+from exporter.decoders.jsondecode import typed_json_decoder
+from exporter.model import DecodeError
+from exporter.timeparse import parse_rfc3339_ns
+from exporter.whatif.events import ALLOWED, DENIED, EGRESS, INGRESS, PORT_PROTOCOLS, Event, FiveTuple, Touch
+from exporter.whatif.sides import Side, side_from_hubble
+
+# Hubble drop reasons that are policy decisions (the others say nothing about policies).
+POLICY_DROP_REASONS = frozenset({"POLICY_DENIED", "POLICY_DENY", "AUTH_REQUIRED", "133", "181", "189"})
+_DROP_REASON_NAMES = {133: "POLICY_DENIED", 181: "POLICY_DENY", 189: "AUTH_REQUIRED"}
+_PASSED = frozenset({"FORWARDED", "REDIRECTED", "AUDIT", "TRACED", "TRANSLATED"})
+_VERDICT_NAMES = {1: "FORWARDED", 2: "DROPPED", 3: "ERROR", 4: "AUDIT", 5: "REDIRECTED", 6: "TRACED", 7: "TRANSLATED"}
+_DIRECTIONS = {"INGRESS": INGRESS, "EGRESS": EGRESS, 1: INGRESS, 2: EGRESS}
+_L7 = 129
+
+
+class _EventType(msgspec.Struct, gc=False):
+    type: int = 0
+    sub_type: int = 0
+
+
+class _IP(msgspec.Struct, gc=False):
+    source: str = ""
+    destination: str = ""
+
+
+class _Ports(msgspec.Struct, gc=False):
+    source_port: int = 0
+    destination_port: int = 0
+
+
+class _ICMP(msgspec.Struct, gc=False):
+    type: int = 0
+
+
+class _L4(msgspec.Struct, gc=False):
+    TCP: _Ports | None = None
+    UDP: _Ports | None = None
+    SCTP: _Ports | None = None
+    ICMPv4: _ICMP | None = None
+    ICMPv6: _ICMP | None = None
+
+
+_EMPTY = msgspec.Raw(b"")
+
+
+class _Flow(msgspec.Struct, gc=False):
+    time: str = ""
+    verdict: str | int = ""
+    drop_reason: int = 0
+    drop_reason_desc: str | int = ""
+    IP: _IP | None = None
+    l4: _L4 | None = None
+    source: msgspec.Raw = _EMPTY
+    destination: msgspec.Raw = _EMPTY
+    event_type: _EventType | None = None
+    traffic_direction: str | int = ""
+    is_reply: bool | None = None
+    destination_service: msgspec.Raw = _EMPTY
+
+
+class _HubbleLine(_Flow, gc=False):
+    flow: _Flow | None = None
+    lost_events: msgspec.Raw = _EMPTY
+
+
+_decode_hubble = typed_json_decoder(_HubbleLine)
+
+
+def _l4(l4: _L4 | None) -> tuple[str, int, int]:
+    """(protocol, source port, destination port or ICMP type); protocol "" when none."""
+    if l4 is None:
+        return "", 0, 0
+    if l4.TCP is not None:
+        return "TCP", l4.TCP.source_port, l4.TCP.destination_port
+    if l4.UDP is not None:
+        return "UDP", l4.UDP.source_port, l4.UDP.destination_port
+    if l4.SCTP is not None:
+        return "SCTP", l4.SCTP.source_port, l4.SCTP.destination_port
+    if l4.ICMPv4 is not None:
+        return "ICMPv4", 0, l4.ICMPv4.type
+    if l4.ICMPv6 is not None:
+        return "ICMPv6", 0, l4.ICMPv6.type
+    return "", 0, 0
+
+
+# A reply never counts: its line is skipped without decoding when compact protojson says so
+# (`"is_reply":true`, near the end of the flow: searched from the end); REPLY marks it for the tracker.
+_IS_REPLY = b'"is_reply":'
+REPLY = Event(Side("", "", None, None, ""), Side("", "", None, None, ""), "", None, 0, ALLOWED, "", is_reply=True)
+
+
+def _marked_reply(line: bytes) -> bool:
+    at = line.rfind(_IS_REPLY)
+    return at >= 0 and line.startswith(b"true", at + 11)
+
+
+def decode_hubble(line: bytes) -> Event | None:
+    if _marked_reply(line):
+        return REPLY
+    msg = _decode_hubble(line)
+    flow: _Flow | None = msg.flow
+    if flow is None:
+        if msg.lost_events or (msg.event_type is None and not msg.verdict):
+            return None
+        flow = msg  # the bare legacy flow object
+    verdict = flow.verdict
+    if isinstance(verdict, int):
+        verdict = _VERDICT_NAMES.get(verdict, "")
+    event_type = flow.event_type.type if flow.event_type is not None else 0
+    if verdict == "DROPPED":
+        if event_type == _L7:
+            return None  # an L7 policy denied a request: the connection itself was allowed
+        reason = flow.drop_reason_desc
+        if isinstance(reason, int):
+            reason = _DROP_REASON_NAMES.get(reason, str(reason))
+        if not reason:
+            reason = _DROP_REASON_NAMES.get(flow.drop_reason, str(flow.drop_reason))
+        if reason not in POLICY_DROP_REASONS:
+            return None  # dropped for another reason: says nothing about policies
+        outcome = DENIED
+    elif verdict in _PASSED:
+        outcome = ALLOWED
+    else:
+        return None  # ERROR, or no verdict
+    protocol, sport, dport = _l4(flow.l4)
+    ip = flow.IP
+    if not protocol or ip is None or not ip.source or not ip.destination:
+        return None  # no 5-tuple: not a connection we can track
+    timestamp = flow.time or msg.time
+    try:
+        time_ns = _time_ns(timestamp) if timestamp else 0
+    except ValueError:
+        raise DecodeError(f"malformed timestamp {timestamp!r}", "$.flow.time") from None
+    sides_key = (bytes(flow.source), bytes(flow.destination), ip.source, ip.destination)
+    sides = _sides.get(sides_key)
+    if sides is None:
+        try:
+            src_peer, dst_peer = peers_from_endpoints(flow.source, flow.destination, ip.source, ip.destination)
+        except msgspec.ValidationError as exc:
+            raise DecodeError(f"endpoint: {exc}", "$.flow.source/destination") from None
+        if len(_sides) >= _SIDES_CACHE_SIZE:
+            _sides.clear()
+        sides = _sides[sides_key] = (side_from_hubble(src_peer), side_from_hubble(dst_peer))
+    if flow.destination_service and not sides[1].is_pod:
+        return None  # to a Service address before translation: the translated flow names the pod
+    return Event(
+        sides[0],
+        sides[1],
+        protocol,
+        dport if protocol in PORT_PROTOCOLS else None,
+        time_ns,
+        outcome,
+        _DIRECTIONS.get(flow.traffic_direction, "") if outcome == DENIED else "",
+        (ip.source, sport, ip.destination, dport, protocol),
+        flow.is_reply,
+    )
+
+
+# Both ends of a flow, keyed by the raw endpoint JSON and the addresses: the same pairs talk all day.
+_SIDES_CACHE_SIZE = 50_000
+_sides: dict[tuple[bytes, bytes, str, str], tuple[Side, Side]] = {}
+_last_second: list[Any] = ["", 0]  # the last "YYYY-MM-DDTHH:MM:SS" parsed and its epoch second
+_SCALE = tuple(10 ** (9 - n) for n in range(10))
+
+
+def _time_ns(value: str) -> int:
+    """parse_rfc3339_ns, with a fast path for UTC times within the second parsed last."""
+    if len(value) > 20 and value[19] == "." and value[-1] == "Z" and value[:19] == _last_second[0]:
+        digits = value[20:-1]
+        if 0 < len(digits) <= 9 and digits.isdigit():
+            return _last_second[1] + int(digits.ljust(9, "0"))
+    ns = parse_rfc3339_ns(value)
+    _last_second[0], _last_second[1] = value[:19], ns - ns % 1_000_000_000
+    return ns
+
+
+# Most lines of a stream are trace events of connections already seen. Their 5-tuple and time are read
+# from the raw bytes (protojson's field order: `IP` before `l4`, the flow's `time` first) and, when the
+# tracker holds that connection, the line is not decoded further. Anything else takes the full path.
+_FAST_IP = re.compile(rb'"IP":\{"source":"([^"]+)","destination":"([^"]+)"')
+_FAST_L4 = re.compile(rb'"l4":\{"(TCP|UDP|SCTP)":\{"source_port":(\d+),"destination_port":(\d+)')
+_TIME_KEY = b'"time":"'
+_FORWARDED = b'"verdict":"FORWARDED"'
+_HEAD = 320  # bytes from the start within which compact lines carry the flow's time and verdict
+_last_second_raw: list[Any] = [b"", 0]
+
+
+def _raw_time_ns(raw: bytes) -> int:
+    """_time_ns of the raw bytes, without decoding them when the second is the one parsed last."""
+    if raw[:19] == _last_second_raw[0] and raw[19:20] == b"." and raw[-1:] == b"Z":
+        digits = raw[20:-1]
+        if 0 < len(digits) <= 9 and digits.isdigit():
+            return _last_second_raw[1] + int(digits) * _SCALE[len(digits)]
+    ns = _time_ns(raw.decode())
+    _last_second_raw[0], _last_second_raw[1] = raw[:19], ns - ns % 1_000_000_000
+    return ns
+
+
+def hubble_decoder(active: Mapping[FiveTuple, Any], window_ns: int) -> Callable[[bytes], Event | Touch | None]:
+    """decode_hubble with the fast path for lines of the connections in `active` (the tracker's)."""
+
+    def decode(line: bytes) -> Event | Touch | None:
+        if _marked_reply(line):
+            return REPLY
+        if line.find(_FORWARDED, 0, _HEAD) >= 0:
+            ip = _FAST_IP.search(line)
+            l4 = _FAST_L4.search(line, ip.end()) if ip is not None else None
+            if ip is not None and l4 is not None:
+                five = (ip[1].decode(), int(l4[2]), ip[2].decode(), int(l4[3]), l4[1].decode())
+                conn = active.get(five)
+                if conn is not None:
+                    at = line.find(_TIME_KEY, 0, _HEAD)
+                    if at < 0:
+                        at = line.find(_TIME_KEY)  # not among the first fields: the first anywhere
+                    try:
+                        t = _raw_time_ns(line[at + 8:line.find(b'"', at + 8)]) if at >= 0 else 0
+                    except (ValueError, UnicodeDecodeError):
+                        return decode_hubble(line)  # reported with its field by the full path
+                    if not t or not conn.last_ns or t - conn.last_ns <= window_ns:
+                        return Touch(five, t)
+        return decode_hubble(line)
+
+    return decode
