@@ -18,7 +18,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="append",
         required=True,
         metavar="PATH",
-        help="NetworkPolicy YAML file or folder (repeatable); a kustomization folder is read or rendered",
+        help="NetworkPolicy/CiliumNetworkPolicy/CiliumClusterwideNetworkPolicy YAML file or folder, or - for "
+        "stdin (repeatable); a kustomization folder is read or rendered",
     )
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
     parser.add_argument("--show-suppressed", action="store_true", help="also print findings a policy acknowledges")

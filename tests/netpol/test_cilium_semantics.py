@@ -1,0 +1,93 @@
+"""CNP/CCNP parsing errors and what offline evaluation leaves undecided."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from exporter.netpol.cilium import parse_cilium_policy
+from exporter.netpol.errors import PolicyInvalid
+from exporter.netpol.evaluator import UNDECIDED
+from tests.netpol.helpers import make_cluster, verdict
+
+
+def cnp(name: str, spec: dict[str, Any], namespace: str = "app") -> dict[str, Any]:
+    return {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def cluster_with(*objs: dict[str, Any]) -> Any:
+    cluster = make_cluster()
+    cluster.policies = [parse_cilium_policy(o) for o in objs]
+    return cluster
+
+
+FQDN_EGRESS = cnp("to-github", {"endpointSelector": {"matchLabels": {"role": "web"}},
+                                "egress": [{"toFQDNs": [{"matchName": "github.com"}],
+                                            "toPorts": [{"ports": [{"port": "443"}]}]}]})
+
+
+def test_fqdn_rule_is_undecided_where_it_could_allow_and_decided_elsewhere() -> None:
+    cluster = cluster_with(FQDN_EGRESS)
+    v = verdict(cluster, "app/web", "8.8.8.8", 443)
+    assert v.outcome == UNDECIDED and v.egress is not None and v.egress.undecided == ("app/to-github",)
+    assert verdict(cluster, "app/web", "8.8.8.8", 80).outcome == "deny"  # port outside the rule: decided
+    assert verdict(cluster, "app/db", "8.8.8.8", 443).outcome == "allow"  # not selected
+
+
+def test_a_matching_deny_decides_even_beside_an_undecidable_allow() -> None:
+    deny = cnp("deny-world", {"endpointSelector": {"matchLabels": {"role": "web"}},
+                              "egressDeny": [{"toEntities": ["world"]}]})
+    v = verdict(cluster_with(FQDN_EGRESS, deny), "app/web", "8.8.8.8", 443)
+    assert v.outcome == "deny" and v.egress is not None and v.egress.denying == ("app/deny-world",)
+
+
+def test_a_decided_allow_wins_over_an_undecidable_one() -> None:
+    allow = cnp("allow-world", {"endpointSelector": {"matchLabels": {"role": "web"}},
+                                "egress": [{"toEntities": ["world"]}]})
+    assert verdict(cluster_with(FQDN_EGRESS, allow), "app/web", "8.8.8.8", 443).outcome == "allow"
+
+
+@pytest.mark.parametrize(
+    ("spec", "path", "message"),
+    [
+        ({"ingress": []}, "spec", "exactly one of endpointSelector and nodeSelector"),
+        ({"nodeSelector": {}, "ingress": [{}]}, "spec.nodeSelector", "only allowed in a CiliumClusterwide"),
+        ({"endpointSelector": {}, "ingress": [{"fromEntities": ["planet"]}]}, "spec.ingress[0].fromEntities[0]",
+         "unknown entity"),
+        ({"endpointSelector": {}, "ingress": [{"toPorts": [{"ports": [{"port": "70000"}]}]}]},
+         "spec.ingress[0].toPorts[0].ports[0].port", "between 1 and 65535"),
+        ({"endpointSelector": {}, "egress": [{"toCIDRSet": [{"cidr": "10.0.0.0/8", "except": ["11.0.0.0/16"]}]}]},
+         "spec.egress[0].toCIDRSet[0].except[0]", "not inside"),
+        ({"endpointSelector": {}, "egress": [{"fromEndpoints": [{}]}]}, "spec.egress[0]", "unknown field"),
+        ({"endpointSelector": {}, "ingress": [{"icmps": [{"fields": [{"type": "Bogus"}]}]}]},
+         "spec.ingress[0].icmps[0].fields[0].type", "unknown IPv4 ICMP type"),
+        ({"endpointSelector": {}, "enableDefaultDeny": {"ingress": "no"}, "ingress": [{}]},
+         "spec.enableDefaultDeny.ingress", "true or false"),
+    ],
+)
+def test_invalid_objects_name_the_field(spec: dict[str, Any], path: str, message: str) -> None:
+    with pytest.raises(PolicyInvalid) as err:
+        parse_cilium_policy(cnp("bad", spec))
+    assert err.value.path == path and message in err.value.message
+
+
+def test_ccnp_is_named_without_namespace_and_cnp_needs_one() -> None:
+    ccnp = parse_cilium_policy({"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy",
+                                "metadata": {"name": "lockdown"}, "spec": {"endpointSelector": {}, "egress": [{}]}})
+    assert ccnp.key == "lockdown" and ccnp.namespace is None
+    obj = cnp("x", {"endpointSelector": {}})
+    del obj["metadata"]["namespace"]
+    with pytest.raises(PolicyInvalid, match=r"metadata\.namespace"):
+        parse_cilium_policy(obj)
+
+
+def test_notes_list_what_is_not_evaluated() -> None:
+    policy = parse_cilium_policy(cnp("mixed", {
+        "endpointSelector": {},
+        "egress": [{"toServices": [{"k8sService": {"serviceName": "x", "namespace": "y"}}]},
+                   {"toCIDRSet": [{"cidrGroupRef": "corp"}]}],
+    }))
+    paths = [p for p, _ in policy.notes]
+    assert paths == ["spec.egress[0].toServices", "spec.egress[1].toCIDRSet[0].cidrGroup"]
