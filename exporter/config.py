@@ -44,6 +44,9 @@ class SeriesConfig(_Section):
 class HubbleConfig(_Section):
     pairing_window_ms: float = Field(50, gt=0, le=10_000,
                                      description="How far a drop event looks back for its verdict twin.")
+    aggregation_interval_seconds: float = Field(
+        30, gt=0, le=86_400, description="The Cilium exporter's aggregation interval: aggregated lines "
+        "pair count-wise within time // interval.")
 
 
 class KubernetesConfig(_Section):

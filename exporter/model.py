@@ -51,6 +51,9 @@ FAMILY_LABELS: Final = {
 # Event kinds a decoder reports; the counting rules (exporter.counting) decide what each adds.
 HUBBLE_VERDICT: Final = 5  # event_type.type of a policy-verdict event
 HUBBLE_DROP: Final = 1  # event_type.type of a drop event
+HUBBLE_L7: Final = 129  # event_type.type of an L7 record: counts when an L7 policy denied the request
+# A DROPPED flow without `event_type` (an exporter field mask dropped it): a verdict or its drop twin.
+HUBBLE_UNTYPED_DROP: Final = -2
 CALICO_FLOW: Final = -1  # a Calico flow-log record or Goldmane flow: carries its own packet count
 
 
@@ -90,6 +93,10 @@ class FlowRecord(msgspec.Struct, gc=False):
     source_port: int = 0
     # ICMP type for ICMP flows, else the destination port as a number (pairing key).
     port_or_type: int = 0
+    # Hubble `policy_match_type` (0: no rule matched, the endpoint is not isolated in that direction).
+    match_type: int = 0
+    # Hubble exporter aggregation: this line stands for `packets` events of its kind (count-wise pairing).
+    aggregated: bool = False
 
 
 class LostEvents(msgspec.Struct, frozen=True, gc=False):
@@ -97,6 +104,14 @@ class LostEvents(msgspec.Struct, frozen=True, gc=False):
 
     count: int
     source: str = ""
+
+
+class MissingEventType(msgspec.Struct, frozen=True, gc=False):
+    """A Hubble flow without `event_type` that cannot be told from a trace: ignored, and reported in
+    `netpol_exporter_events_missing_fields_total{field="event_type"}`."""
+
+
+MISSING_EVENT_TYPE: Final = MissingEventType()
 
 
 class DecodeError(ValueError):

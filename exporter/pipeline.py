@@ -15,15 +15,21 @@ from exporter.model import (
     FAMILY_HELP,
     FAMILY_LABELS,
     FAMILY_NAMES,
+    HUBBLE_DROP,
+    HUBBLE_UNTYPED_DROP,
+    HUBBLE_VERDICT,
     DecodeError,
     Family,
     FlowRecord,
+    LostEvents,
 )
 from exporter.selfmetrics import SelfMetrics, SourceStats
 from exporter.store import SeriesStore
 
 log = logging.getLogger("netpol_exporter.pipeline")
 
+# Record kinds whose counting rules read the time (pairing).
+_PAIRING_KINDS = frozenset({HUBBLE_VERDICT, HUBBLE_DROP, HUBBLE_UNTYPED_DROP})
 # How many invalid lines per source are reported one by one before only counting them.
 INVALID_REPORT_LIMIT = 5
 
@@ -65,6 +71,7 @@ class Pipeline:
         self.counter = FlowCounter(
             self.stores,
             pairing_window_ns=int(cfg.hubble.pairing_window_ms * 1_000_000),
+            aggregation_interval_ns=int(cfg.hubble.aggregation_interval_seconds * 1_000_000_000),
             on_denied=self._remember_denied if cfg.recent_denied_flows else None,
         )
         self.on_invalid = on_invalid or self._log_invalid
@@ -75,7 +82,8 @@ class Pipeline:
         return self.self_metrics.source(name, fmt)
 
     def ingest(self, stats: SourceStats, lines: Iterable[bytes], first_line: int = 1, where: str = "") -> None:
-        """Decode and count a batch of lines from one source. Never raises for bad input."""
+        """Decode and count a batch of lines from one source. Never raises for bad input: whatever a
+        line's decoding raises makes that line invalid, and the lines after it still count."""
         decode = stats.decode
         count = self.counter.count
         now = time.monotonic()
@@ -93,17 +101,29 @@ class Pipeline:
                 stats.invalid += 1
                 self.on_invalid(stats, where or stats.name, lineno, exc)
                 continue
+            except Exception as exc:  # RecursionError, UnicodeDecodeError ...: the line's fault, not ours
+                stats.invalid += 1
+                self.on_invalid(stats, where or stats.name, lineno, DecodeError(f"{type(exc).__name__}: {exc}"))
+                continue
             if record is None:
                 ignored += 1
             elif type(record) is FlowRecord:
-                if record.time_ns > last_ns:
-                    last_ns = record.time_ns
+                t = record.time_ns
+                if t > last_ns:
+                    last_ns = t
+                elif not t and record.verdict is not Family.ALLOWED and record.kind in _PAIRING_KINDS:
+                    stats.missing_time += 1
+                if record.kind == HUBBLE_UNTYPED_DROP:
+                    stats.missing_event_type += 1
                 if count(record, now, stats):
                     counted += 1
                 else:
                     ignored += 1
-            else:  # LostEvents
-                lost += record.count  # type: ignore[union-attr]
+            elif type(record) is LostEvents:
+                lost += record.count
+                ignored += 1
+            else:  # a flow without event_type that cannot be told from a trace
+                stats.missing_event_type += 1
                 ignored += 1
         stats.read += read
         stats.counted += counted

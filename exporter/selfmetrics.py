@@ -25,6 +25,9 @@ class SourceStats:
     invalid: int = 0
     lost: int = 0
     paired: int = 0
+    # Lines that could have counted but lacked a field the counting rules read (a field mask too narrow).
+    missing_event_type: int = 0
+    missing_time: int = 0
     up: bool = True
     last_event_time: float = 0.0  # seconds since the epoch
 
@@ -70,6 +73,16 @@ class SelfMetrics:
             for s in sources:
                 fam.set(getattr(s, attr), s.name)
             yield fam
+        missing = MetricFamily(
+            "netpol_exporter_events_missing_fields", "counter",
+            "Lines that could have counted but lacked a field the counting rules read (event_type, time): "
+            "the exporter's field mask or a log shipper removed it.", ("source", "field"))
+        for s in sources:
+            if s.missing_event_type:
+                missing.set(s.missing_event_type, s.name, "event_type")
+            if s.missing_time:
+                missing.set(s.missing_time, s.name, "time")
+        yield missing
         up = MetricFamily("netpol_exporter_source_up", "gauge", "1 while the source is connected or readable.",
                           ("source",))
         last = MetricFamily("netpol_exporter_last_event_timestamp_seconds", "gauge",

@@ -1,6 +1,7 @@
 """Decoders: plain functions from one input line (bytes) to a normalized record.
 
-Each returns a FlowRecord (something the counting rules may count), a LostEvents, or None for an
+Each returns a FlowRecord (something the counting rules may count), a LostEvents, a MissingEventType
+(a flow a field mask left without `event_type`), or None for an
 event that cannot count (traces, L7, agent events ...), and raises DecodeError on malformed input.
 """
 
@@ -8,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from exporter.model import FlowRecord, LostEvents
+from exporter.model import FlowRecord, LostEvents, MissingEventType
 
-Decoded = FlowRecord | LostEvents | None
+Decoded = FlowRecord | LostEvents | MissingEventType | None
 Decoder = Callable[[bytes], Decoded]
 
 

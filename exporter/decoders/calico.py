@@ -14,6 +14,7 @@ import msgspec
 
 from exporter.decoders.calico_policies import PolicyHit, PolicyStringError, deciding_hit, parse_policy_string
 from exporter.decoders.jsondecode import typed_json_decoder
+from exporter.decoders.numbers import unsigned
 from exporter.model import CALICO_FLOW, DecodeError, Family, FlowRecord, Peer
 from exporter.naming import (
     HOST,
@@ -26,7 +27,7 @@ from exporter.naming import (
     workload_from_pod_name,
 )
 
-_DIRECTIONS: Final = {"dst": "ingress", "src": "egress"}
+_DIRECTIONS: Final = {"dst": "ingress", "src": "egress", "fwd": "forward"}
 _ACTIONS: Final = {"allow": Family.ALLOWED, "deny": Family.DROPPED}
 POLICY_DENIED: Final = "POLICY_DENIED"
 _NONE: Final = (None, "-", "")
@@ -37,6 +38,8 @@ class _Policies(msgspec.Struct, gc=False):
     # all_policies is decoded only when enforced_policies is absent.
     enforced_policies: list[str] | None = None
     all_policies: msgspec.Raw = msgspec.Raw(b"")
+    # Hits of host-endpoint policies with applyOnForward: they decide a `fwd`-only record.
+    transit_policies: list[str] | None = None
 
 
 class _Record(msgspec.Struct, gc=False):
@@ -143,15 +146,30 @@ _TEMPLATE_CACHE_SIZE: Final = 65536
 _templates: dict[tuple[Any, ...], _Template] = {}
 
 
+def direction(reporter: str | None) -> str:
+    """`dst` → ingress, `src` → egress, in combined forms too (`dst, fwd`); `fwd` alone → forward."""
+    if not reporter:
+        return "unknown"
+    known = _DIRECTIONS.get(reporter)
+    if known is not None:
+        return known
+    parts = {part.strip() for part in reporter.split(",")}
+    for name in ("dst", "src", "fwd"):
+        if name in parts:
+            return _DIRECTIONS[name]
+    return "unknown"
+
+
 def decode_line(line: bytes) -> FlowRecord | None:
     rec = _decode(line)
-    packets = (rec.packets_in or 0) + (rec.packets_out or 0)
+    packets = unsigned(rec.packets_in, "$.packets_in") + unsigned(rec.packets_out, "$.packets_out")
     pol = rec.policies
     strings = pol.enforced_policies if pol is not None else None
     key = (rec.action, rec.reporter, rec.proto, rec.dest_port, rec.source_type, rec.source_name,
            rec.source_name_aggr, rec.source_namespace, rec.source_ip, rec.dest_type, rec.dest_name,
            rec.dest_name_aggr, rec.dest_namespace, rec.dest_ip,
-           tuple(strings) if strings is not None else (bytes(pol.all_policies) if pol is not None else None))
+           tuple(strings) if strings is not None else (bytes(pol.all_policies) if pol is not None else None),
+           tuple(pol.transit_policies) if pol is not None and pol.transit_policies else None)
     template = _templates.get(key)
     if template is None:
         template = _template(rec)
@@ -182,6 +200,8 @@ def _template(rec: _Record) -> _Template:
                 strings = _decode_strings(pol.all_policies)
         except msgspec.ValidationError as exc:
             raise DecodeError(str(exc), "$.policies.all_policies") from None
+        if not strings and pol.transit_policies:
+            strings = pol.transit_policies  # forwarded traffic: decided by host-endpoint policies
         if strings:
             try:
                 policies = _deciding_policies(tuple(strings), rec.action)
@@ -191,7 +211,7 @@ def _template(rec: _Record) -> _Template:
     return (
         family,
         policies,
-        _DIRECTIONS.get(rec.reporter or "", "unknown"),
+        direction(rec.reporter),
         calico_peer(rec.source_type, rec.source_name, rec.source_name_aggr, rec.source_namespace,
                     rec.source_labels, rec.source_ip),
         calico_peer(rec.dest_type, rec.dest_name, rec.dest_name_aggr, rec.dest_namespace,

@@ -26,6 +26,7 @@ class PolicyHit(NamedTuple):
     action: str  # allow | deny | pass
     label: str  # contract policy value; "" for a profile (caller uses default-allow)
     profile: bool
+    staged: bool = False  # a staged policy's hit: it enforced nothing, so it never decides
 
 
 class PolicyStringError(ValueError):
@@ -65,12 +66,14 @@ def parse_policy_string(value: str) -> PolicyHit:
         if kind == "pro":
             return PolicyHit(index, action, "", True)
         namespace, _, name = rest.rpartition("/")
-        if kind.startswith("s") and name.startswith("staged:"):
+        staged = kind.startswith("s")
+        if staged and name.startswith("staged:"):
             name = name[7:]
-        return PolicyHit(index, action, policy_value(tier, namespace, name), False)
+        return PolicyHit(index, action, policy_value(tier, namespace, name), False, staged)
     if tier == PROFILE_TIER or name_field.startswith(PROFILE_TIER + "."):
         return PolicyHit(index, action, "", True)
     namespace, _, name = name_field.rpartition("/")
+    staged = "staged:" in name
     if name.startswith("staged:"):
         name = name[7:]
     for prefix in _LEGACY_KIND_PREFIXES:
@@ -83,12 +86,15 @@ def parse_policy_string(value: str) -> PolicyHit:
         name = f"{head}.{tail[7:]}"
     if not name:
         raise PolicyStringError(f"policy string {value!r}: empty policy name")
-    return PolicyHit(index, action, policy_value(tier, namespace, name), False)
+    return PolicyHit(index, action, policy_value(tier, namespace, name), False, staged)
 
 
 def deciding_hit(hits: list[PolicyHit], action: str) -> PolicyHit | None:
-    """For a deny, the hit with action deny; for an allow, the last `allow` hit (earlier ones are pass)."""
-    ordered = hits if len(hits) < 2 else sorted(hits, key=lambda h: h.order)
+    """For a deny, the hit with action deny; for an allow, the last `allow` hit (earlier ones are pass).
+    Staged hits (which the old `all_policies` list mixes in) never decide."""
+    ordered = [h for h in hits if not h.staged]
+    if len(ordered) > 1:
+        ordered.sort(key=lambda h: h.order)
     if action == "deny":
         return next((h for h in ordered if h.action == "deny"), None)
     allows = [h for h in ordered if h.action == "allow"]

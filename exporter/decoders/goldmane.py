@@ -28,6 +28,7 @@ ACTIONS: Final[_Enum] = {1: "allow", 2: "deny", 3: "pass", "allow": "allow", "de
 REPORTERS: Final[_Enum] = {1: "egress", 2: "ingress", "src": "egress", "dst": "ingress"}
 ENDPOINT_TYPES: Final[_Enum] = {1: "wep", 2: "hep", 3: "ns", 4: "net", "wep": "wep", "hep": "hep", "ns": "ns",
                                 "net": "net", "pub": "net", "pvt": "net"}
+KIND_STAGED: Final = frozenset({3, 4, 5})
 KIND_PROFILE: Final = 9
 KIND_END_OF_TIER: Final = 10
 KIND_NAMES: Final = {"CalicoNetworkPolicy": 1, "GlobalNetworkPolicy": 2, "CalicoGlobalNetworkPolicy": 2,
@@ -113,7 +114,7 @@ def _policy_hits(hits: list[_Hit]) -> list[PolicyHit]:
         label = hit_label(hit)
         if not label:
             raise DecodeError("policy hit without a name", f"$.Key.policies.enforced_policies[{i}].name")
-        out.append(PolicyHit(hit.policy_index, action, label, False))
+        out.append(PolicyHit(hit.policy_index, action, label, False, _kind(hit) in KIND_STAGED))
     return out
 
 
@@ -133,6 +134,8 @@ def flow_record(flow: _Flow) -> FlowRecord | None:
     if action == "pass":
         return None  # a pass is decided by a later tier: not a verdict
     family = Family.ALLOWED if action == "allow" else Family.DROPPED
+    if flow.packets_in < 0 or flow.packets_out < 0:
+        raise DecodeError("negative packet count", "$.packets_in" if flow.packets_in < 0 else "$.packets_out")
     packets = flow.packets_in + flow.packets_out
     if packets <= 0:
         return None

@@ -4,9 +4,11 @@ Accepts `hubble observe -o json|jsonpb` lines and the Cilium agent's exporter-fi
 (`{"flow":{…},"node_name":…,"time":…}` or `lost_events`/`agent_event`/`debug_event`/`node_status`),
 and the bare legacy flow object (`HUBBLE_COMPAT=legacy-json-output`). Keys are protojson proto names.
 
-Only policy-verdict events (type 5) and policy drop events (type 1, reasons 133/181/189) can count:
-everything else is rejected after decoding the few scalar fields that tell, with endpoints and
-policy lists kept as raw JSON (validated, not materialized) until an event is known to count.
+Only policy-verdict events (type 5), policy drop events (type 1, reasons 133/181/189) and L7 records an
+L7 policy denied (type 129, verdict DROPPED) can count: everything else is rejected after decoding the
+few scalar fields that tell, with endpoints and policy lists kept as raw JSON (validated, not
+materialized) until an event is known to count. Lines the exporter aggregated (`aggregate`) stand for
+the events they count; lines a field mask left without `event_type` are read as the contract says.
 """
 
 from __future__ import annotations
@@ -19,7 +21,19 @@ import msgspec
 from exporter.decoders.drop_reasons import DROP_REASONS
 from exporter.decoders.hubble_names import peers_from_endpoints, policy_names
 from exporter.decoders.jsondecode import typed_json_decoder
-from exporter.model import HUBBLE_DROP, HUBBLE_VERDICT, DecodeError, Family, FlowRecord, LostEvents
+from exporter.decoders.numbers import unsigned
+from exporter.model import (
+    HUBBLE_DROP,
+    HUBBLE_L7,
+    HUBBLE_UNTYPED_DROP,
+    HUBBLE_VERDICT,
+    MISSING_EVENT_TYPE,
+    DecodeError,
+    Family,
+    FlowRecord,
+    LostEvents,
+    MissingEventType,
+)
 from exporter.naming import port_label
 from exporter.timeparse import parse_rfc3339_ns, parse_rfc3339_seconds
 
@@ -54,6 +68,14 @@ class _L4(msgspec.Struct, gc=False):
     ICMPv6: _ICMP | None = None
 
 
+class _Aggregate(msgspec.Struct, gc=False):
+    """The exporter's aggregation counts (uint32; zero counts omitted)."""
+
+    ingress_flow_count: int | str = 0
+    egress_flow_count: int | str = 0
+    unknown_direction_flow_count: int | str = 0
+
+
 class _Flow(msgspec.Struct, gc=False):
     time: str = ""
     verdict: str | int = ""
@@ -67,6 +89,8 @@ class _Flow(msgspec.Struct, gc=False):
     event_type: _EventType | None = None
     traffic_direction: str | int = ""
     is_reply: bool | None = None
+    policy_match_type: int = 0
+    aggregate: _Aggregate | None = None
     ingress_allowed_by: msgspec.Raw = _EMPTY
     egress_allowed_by: msgspec.Raw = _EMPTY
     ingress_denied_by: msgspec.Raw = _EMPTY
@@ -97,20 +121,28 @@ _decode = typed_json_decoder(_Line)
 _EVENT_TYPE_KEY = b'"event_type"'
 _COMPACT_TYPE = b':{"type":'
 _COMPACT_COUNTABLE = (b':{"type":1,', b':{"type":1}', b':{"type":5,', b':{"type":5}')
+_COMPACT_L7 = (b':{"type":129,', b':{"type":129}')
 _SPACED_TYPE = re.compile(rb'\s*:\s*\{\s*"type"\s*:\s*(\d+)')
 _COUNTABLE_TYPES = frozenset({b"1", b"5"})
+_DROPPED_VERDICT = re.compile(rb'"verdict"\s*:\s*(?:"DROPPED"|2\b)')
 
 
 def _cannot_count(line: bytes) -> bool:
-    """True when the line is a flow of an event type that never counts (trace, L7, debug ...)."""
+    """True when the line is a flow of an event type that never counts (trace, allowed L7, debug ...)."""
     at = line.rfind(_EVENT_TYPE_KEY)
     if at < 0 or b"}" not in line[-3:]:
         return False
     at += 12
     if line.startswith(_COMPACT_TYPE, at):
-        return line[at + 9 : at + 10].isdigit() and not line.startswith(_COMPACT_COUNTABLE, at)
+        if not line[at + 9 : at + 10].isdigit() or line.startswith(_COMPACT_COUNTABLE, at):
+            return False
+        if line.startswith(_COMPACT_L7, at):
+            return _DROPPED_VERDICT.search(line) is None  # only denied L7 requests count
+        return True
     m = _SPACED_TYPE.match(line, at)
-    return m is not None and m.group(1) not in _COUNTABLE_TYPES
+    if m is None or m.group(1) in _COUNTABLE_TYPES:
+        return False
+    return m.group(1) != b"129" or _DROPPED_VERDICT.search(line) is None
 
 VERDICT_NAMES: Final = {1: "FORWARDED", 2: "DROPPED", 3: "ERROR", 4: "AUDIT", 5: "REDIRECTED", 6: "TRACED",
                         7: "TRANSLATED"}
@@ -123,6 +155,18 @@ _VERDICT_FAMILY: Final = {
 _DIRECTIONS: Final = {"INGRESS": "ingress", "EGRESS": "egress", 1: "ingress", 2: "egress"}
 # Drop reasons that are policy decisions; their drop events twin a DROPPED policy verdict.
 POLICY_DROP_REASONS: Final = frozenset({"POLICY_DENIED", "POLICY_DENY", "AUTH_REQUIRED"})
+L7_POLICY_DENIED: Final = "L7_POLICY_DENIED"
+# Verdicts a policy-verdict event can carry: a flow without event_type and one of these may be one.
+_VERDICT_LIKE: Final = frozenset({"FORWARDED", "REDIRECTED", "AUDIT"})
+
+def aggregate_count(aggregate: _Aggregate) -> int:
+    """How many events an aggregated line stands for."""
+    total = (unsigned(aggregate.ingress_flow_count, "$.flow.aggregate.ingress_flow_count")
+             + unsigned(aggregate.egress_flow_count, "$.flow.aggregate.egress_flow_count")
+             + unsigned(aggregate.unknown_direction_flow_count, "$.flow.aggregate.unknown_direction_flow_count"))
+    if total == 0:
+        raise DecodeError("aggregate without a count (a group stands for at least one flow)", "$.flow.aggregate")
+    return total
 
 
 def reason_name(desc: str | int, number: int) -> str:
@@ -136,44 +180,53 @@ def reason_name(desc: str | int, number: int) -> str:
     return ""
 
 
-def decode_line(line: bytes) -> FlowRecord | LostEvents | None:
+def decode_line(line: bytes) -> FlowRecord | LostEvents | MissingEventType | None:
     if _cannot_count(line):
         return None
     msg = _decode(line)
     flow = msg.flow
     if flow is None:
         if msg.lost_events is not None:
-            try:
-                return LostEvents(int(msg.lost_events.num_events_lost), str(msg.lost_events.source))
-            except ValueError:
-                raise DecodeError("num_events_lost is not an integer", "$.lost_events.num_events_lost") from None
+            lost = unsigned(msg.lost_events.num_events_lost, "$.lost_events.num_events_lost")
+            return LostEvents(lost, str(msg.lost_events.source))
         if msg.event_type is None and not msg.verdict:
             return None  # agent_event, debug_event, node_status, or an object we do not know
         flow = msg  # bare legacy flow object
     return flow_record(flow, msg.node_name, msg.time)
 
 
-def flow_record(flow: _Flow, envelope_node: str = "", envelope_time: str = "") -> FlowRecord | None:
-    event_type = flow.event_type.type if flow.event_type is not None else 0
+def flow_record(flow: _Flow, envelope_node: str = "", envelope_time: str = "") -> FlowRecord | MissingEventType | None:
     verdict = flow.verdict
     if isinstance(verdict, int):
         verdict = VERDICT_NAMES.get(verdict, "")
-    if event_type == HUBBLE_VERDICT:
-        family = _VERDICT_FAMILY.get(verdict)
-        if family is None:
-            return None
-    elif event_type == HUBBLE_DROP or (event_type == 0 and verdict == "DROPPED"):
-        # A drop event; an event_type-less DROPPED flow (field-masked exports) is read as one.
-        family = Family.DROPPED
-        event_type = HUBBLE_DROP
+    if flow.event_type is None:
+        # A field mask dropped event_type: a DROPPED flow with a policy reason is a verdict or its drop
+        # twin (paired with each other); any other verdict cannot be told from a trace event.
+        if verdict == "DROPPED":
+            event_type, family = HUBBLE_UNTYPED_DROP, Family.DROPPED
+        else:
+            return MISSING_EVENT_TYPE if verdict in _VERDICT_LIKE and not flow.is_reply else None
     else:
-        return None  # traces, L7 records, debug/capture events
+        event_type = flow.event_type.type
+        if event_type == HUBBLE_VERDICT:
+            verdict_family = _VERDICT_FAMILY.get(verdict)
+            if verdict_family is None:
+                return None
+            family = verdict_family
+        elif event_type == HUBBLE_DROP or (event_type == HUBBLE_L7 and verdict == "DROPPED"):
+            family = Family.DROPPED
+        else:
+            return None  # traces, allowed L7 records, debug/capture events
     if flow.is_reply:
         return None
-    number = flow.drop_reason or (flow.event_type.sub_type if event_type == HUBBLE_DROP and flow.event_type else 0)
-    reason = reason_name(flow.drop_reason_desc, number) if family is not Family.ALLOWED else ""
-    if event_type == HUBBLE_DROP and reason not in POLICY_DROP_REASONS:
-        return None  # non-policy drops count nowhere
+    if event_type == HUBBLE_L7:
+        reason = L7_POLICY_DENIED
+    else:
+        number = flow.drop_reason or (
+            flow.event_type.sub_type if event_type == HUBBLE_DROP and flow.event_type else 0)
+        reason = reason_name(flow.drop_reason_desc, number) if family is not Family.ALLOWED else ""
+        if event_type in (HUBBLE_DROP, HUBBLE_UNTYPED_DROP) and reason not in POLICY_DROP_REASONS:
+            return None  # non-policy drops count nowhere
     direction = _DIRECTIONS.get(flow.traffic_direction, "unknown")
 
     l4 = flow.l4
@@ -193,7 +246,7 @@ def flow_record(flow: _Flow, envelope_node: str = "", envelope_time: str = "") -
     ip = flow.IP
     src_ip, dst_ip = (ip.source, ip.destination) if ip is not None else ("", "")
 
-    if event_type == HUBBLE_VERDICT:
+    if event_type != HUBBLE_DROP:  # verdicts, L7 records; a DROPPED flow without event_type may be a verdict
         if family is Family.ALLOWED:
             ingress, egress = flow.ingress_allowed_by, flow.egress_allowed_by
         else:
@@ -228,6 +281,7 @@ def flow_record(flow: _Flow, envelope_node: str = "", envelope_time: str = "") -
         source, destination = peers_from_endpoints(flow.source, flow.destination, src_ip, dst_ip)
     except msgspec.ValidationError as exc:
         raise DecodeError(f"endpoint: {exc}", "$.flow.source/destination") from None
+    events = 1 if flow.aggregate is None else aggregate_count(flow.aggregate)
     return FlowRecord(
         event_type,
         family,
@@ -238,9 +292,11 @@ def flow_record(flow: _Flow, envelope_node: str = "", envelope_time: str = "") -
         port_label(protocol, dport),
         protocol,
         reason,
-        1,
+        events,
         time_ns,
         flow.node_name or envelope_node,
         sport,
         dport,
+        flow.policy_match_type,
+        flow.aggregate is not None,
     )

@@ -14,8 +14,18 @@ from typing import Any
 import msgspec
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
-from exporter.decoders.hubble import _EMPTY, _ICMP, _IP, _L4, _EventType, _Flow, _Ports, flow_record
-from exporter.model import HUBBLE_DROP, HUBBLE_VERDICT, DecodeError, FlowRecord, LostEvents
+from exporter.decoders.hubble import (
+    _EMPTY,
+    _ICMP,
+    _IP,
+    _L4,
+    _Aggregate,
+    _EventType,
+    _Flow,
+    _Ports,
+    flow_record,
+)
+from exporter.model import HUBBLE_DROP, HUBBLE_L7, HUBBLE_VERDICT, DecodeError, FlowRecord, LostEvents, MissingEventType
 from exporter.proto import observer_pb2 as _observer_pb2
 from exporter.proto import relay_pb2 as _relay_pb2
 
@@ -77,6 +87,9 @@ def to_flow_struct(pb: Any) -> _Flow:
         event_type=_EventType(pb.event_type.type, pb.event_type.sub_type) if pb.HasField("event_type") else None,
         traffic_direction=pb.traffic_direction or "",
         is_reply=pb.is_reply.value if pb.HasField("is_reply") else None,
+        policy_match_type=pb.policy_match_type,
+        aggregate=_Aggregate(pb.aggregate.ingress_flow_count, pb.aggregate.egress_flow_count,
+                             pb.aggregate.unknown_direction_flow_count) if pb.HasField("aggregate") else None,
         ingress_allowed_by=_policies(pb.ingress_allowed_by),
         egress_allowed_by=_policies(pb.egress_allowed_by),
         ingress_denied_by=_policies(pb.ingress_denied_by),
@@ -85,9 +98,12 @@ def to_flow_struct(pb: Any) -> _Flow:
 
 
 def _may_count(pb: Any) -> bool:
-    """Cheap pre-check mirroring flow_record's first test: only verdict and drop events can count."""
-    event_type = pb.event_type.type if pb.HasField("event_type") else 0
-    return event_type in (HUBBLE_VERDICT, HUBBLE_DROP) or (event_type == 0 and pb.verdict == _DROPPED)
+    """Cheap pre-check mirroring flow_record's first test: only verdict and drop events, denied L7
+    requests and flows without event_type (reported as such) can count."""
+    if not pb.HasField("event_type"):
+        return True
+    event_type = pb.event_type.type
+    return event_type in (HUBBLE_VERDICT, HUBBLE_DROP) or (event_type == HUBBLE_L7 and pb.verdict == _DROPPED)
 
 
 def _log_node_status(status: Any, node: str) -> None:
@@ -100,7 +116,7 @@ def _log_node_status(status: Any, node: str) -> None:
         log.warning("hubble relay: %s %s%s", state, nodes, f": {status.message}" if status.message else "")
 
 
-def decode_message(data: bytes) -> FlowRecord | LostEvents | None:
+def decode_message(data: bytes) -> FlowRecord | LostEvents | MissingEventType | None:
     try:
         msg = observer_pb2.GetFlowsResponse.FromString(data)
     except ProtobufDecodeError as exc:

@@ -28,10 +28,13 @@ observer_pb2: Any = _observer_pb2
 
 
 def get_flows_request(server_side_filter: bool) -> bytes:
-    """`follow` from now on; only policy-verdict (5) and drop (1) events when filtering at the relay."""
+    """`follow` from now on; when filtering at the relay, only what can count: policy-verdict (5) and
+    drop (1) events, and L7 records (129) with verdict DROPPED (requests an L7 policy denied). Filters
+    of the whitelist are ORed, the fields of one filter ANDed."""
     request = observer_pb2.GetFlowsRequest(follow=True)
     if server_side_filter:
         request.whitelist.add(event_type=[flow_pb2.EventTypeFilter(type=5), flow_pb2.EventTypeFilter(type=1)])
+        request.whitelist.add(event_type=[flow_pb2.EventTypeFilter(type=129)], verdict=[flow_pb2.DROPPED])
     data: bytes = request.SerializeToString()
     return data
 

@@ -174,6 +174,8 @@ async def test_stream_counts_exactly_and_asks_to_follow_policy_events() -> None:
             assert source.status.state == "running" and source.stats.up
         request = server.requests[0]
         assert request.follow and [f.type for f in request.whitelist[0].event_type] == [5, 1]
+        denied_l7 = request.whitelist[1]
+        assert [f.type for f in denied_l7.event_type] == [129] and list(denied_l7.verdict) == [flow_pb2.DROPPED]
     assert samples(pipeline) == samples(json_pipeline(RECORDING))
     assert source.stats.lost == 17 and source.metrics.reconnects[source.spec] == 0
     assert source.status.state == "stopped" and not source.stats.up
