@@ -260,6 +260,10 @@ class CiliumEntry:
         return None if self.undecidable else False
 
 
+def _namespace_key(key: str) -> bool:
+    return key == NAMESPACE_KEY or key.startswith(NAMESPACE_LABELS_PREFIX)
+
+
 def _is_world(endpoint: Any) -> bool:
     return endpoint.namespace is None and (endpoint.entity or "world") == "world"
 
@@ -329,9 +333,10 @@ class CiliumPolicy:
 
     @property
     def specificity(self) -> int:
-        """Requirements of the narrowest written endpointSelector (ranks policies for attribution)."""
-        return max((len(r.written_subject.requirements) for r in self.rules if r.written_subject is not None),
-                   default=0)
+        """Requirements on pod labels of the narrowest written endpointSelector (ranks policies for
+        attribution like a NetworkPolicy's podSelector: namespace requirements do not count)."""
+        return max((sum(1 for req in r.written_subject.requirements if not _namespace_key(req.key))
+                    for r in self.rules if r.written_subject is not None), default=0)
 
     def affects(self, direction: str) -> bool:
         return any(r.subject is not None and r.has_direction(direction) for r in self.rules)
