@@ -172,3 +172,22 @@ def test_a_bad_policy_file_is_a_usage_error_naming_file_line_and_field(tmp_path:
     result = once(tmp_path, "--policies", str(file))
     assert result.returncode == 2
     assert f"{file}:" in result.stderr and "ports[0].port" in result.stderr and "65535" in result.stderr
+
+
+def test_run_attributes_from_policy_files(tmp_path: Path) -> None:
+    from tests.service.procs import Exporter, poll
+
+    flows = tmp_path / "flows.jsonl"
+    flows.write_bytes(b"\n".join(FLOWS) + b"\n")
+    file = tmp_path / "policies.yaml"
+    file.write_text(POLICIES)
+    run = Exporter(["run", "--listen", "127.0.0.1:0", "--source", f"hubble-file:{flows}", "--policies", str(file),
+                    "--state-dir", str(tmp_path / "state")])
+    try:
+        poll(lambda: "egress-lockdown" in run.get("/metrics"), timeout=10)
+        dropped = series(run.get("/metrics"), "networkpolicy_dropped_packets_total")
+        assert dropped[("no-test-client-debug", "temporal/temporal-history", "9999")] == 1
+        assert ("temporal/default-deny", "temporal/temporal-frontend", "7000") in dropped
+    finally:
+        run.proc.terminate()
+        assert run.wait_exit(15) == 0
