@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import Any
 
 from exporter.netpol.errors import PolicyInvalid
-from exporter.netpol.labels import OPERATORS, Labels, LabelSelector, Requirement, as_mapping
+from exporter.netpol.labels import OPERATORS, Labels, LabelSelector, Requirement, as_mapping, freeze
 from exporter.netpol.policy import EGRESS, INGRESS, IPAddress, IPBlock, parse_network, valid_port_name
 
 CNP = "CiliumNetworkPolicy"
@@ -246,7 +246,10 @@ class CiliumEntry:
         return self.icmps is not None and any(f.protocol == protocol and f.type == port for f in self.icmps)
 
     def l3_matches(self, other_labels: Labels, other: Any) -> bool | None:
-        """True/False when decided; None when only undecidable fields could match."""
+        """True/False when decided; None when only undecidable fields could match (or `*Requires`,
+        which narrows every match, is present)."""
+        if any(f.endswith("Requires") for f in self.undecidable):
+            return None
         if self.endpoints is not None and any(s.matches(other_labels) for s in self.endpoints):
             return True
         if self.entities is not None and any(entity_matches(e, other) for e in self.entities):
@@ -344,7 +347,7 @@ class CiliumPolicy:
     def selecting_rules(self, pod: Any) -> list[CiliumRule]:
         if pod.namespace is None:
             return []
-        labels = identity_labels(pod.namespace, pod.labels, pod.namespace_labels, None)
+        labels = identity_labels(pod.namespace, freeze(pod.labels), freeze(pod.namespace_labels), None)
         return [r for r in self.rules if r.subject is not None and r.subject.matches(labels)]
 
     def selects(self, pod: Any, direction: str) -> bool:
@@ -359,7 +362,7 @@ class CiliumPolicy:
         rules = [r for r in self.selecting_rules(pod) if r.has_direction(direction)]
         if not rules:
             return None
-        other_labels = identity_labels(other.namespace, other.labels, other.namespace_labels,
+        other_labels = identity_labels(other.namespace, freeze(other.labels), freeze(other.namespace_labels),
                                        getattr(other, "entity", None))
         result = {"allows": False, "maybe_allows": False, "denies": False, "maybe_denies": False}
         for rule in rules:

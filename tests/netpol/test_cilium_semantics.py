@@ -91,3 +91,15 @@ def test_notes_list_what_is_not_evaluated() -> None:
     }))
     paths = [p for p, _ in policy.notes]
     assert paths == ["spec.egress[0].toServices", "spec.egress[1].toCIDRSet[0].cidrGroup"]
+
+
+def test_reserved_identity_selectors_and_requires() -> None:
+    host_only = cnp("from-host", {"endpointSelector": {"matchLabels": {"role": "web"}},
+                                  "ingress": [{"fromEndpoints": [{"matchLabels": {"reserved:host": ""}}]}]})
+    cluster = cluster_with(host_only)
+    assert verdict(cluster, "host", "app/web", 80).outcome == "allow"  # not rescoped to the namespace
+    assert verdict(cluster, "remote-node", "app/web", 80).outcome == "deny"
+    assert verdict(cluster, "app/db", "app/web", 80).outcome == "deny"
+    requires = cnp("requires", {"endpointSelector": {"matchLabels": {"role": "web"}},
+                                "ingress": [{"fromEndpoints": [{}], "fromRequires": [{"matchLabels": {"env": "x"}}]}]})
+    assert verdict(cluster_with(requires), "app/db", "app/web", 80).outcome == UNDECIDED
