@@ -276,13 +276,10 @@ class PolicyIndex:
         cache = self._isolating.setdefault(namespace, {})
         hit = cache.get((labels, direction))
         if hit is None:
-            pod = self.pod_endpoint(namespace, labels)
-            hit = tuple(
-                sorted(
-                    (p for p in self.candidates(namespace, labels) if _isolates(p, pod, labels, direction)),
-                    key=lambda p: p.key,
-                )
-            )
+            candidates = self.candidates(namespace, labels)
+            pod = (self.pod_endpoint(namespace, labels)
+                   if any(isinstance(p, CiliumPolicy) for p in candidates) else None)
+            hit = tuple(sorted((p for p in candidates if _isolates(p, pod, labels, direction)), key=lambda p: p.key))
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
             cache[(labels, direction)] = hit
@@ -332,8 +329,9 @@ class PolicyIndex:
         dst_ports: Sequence[ContainerPort] = pod_ports if direction == INGRESS else (peer.ports if peer else ())
         allowing: list[str] = []
         denying: list[str] = []
-        cilium = [p for p in self.candidates(namespace, labels) if isinstance(p, CiliumPolicy)]
-        if other is not None and cilium:  # Cilium allows without isolating, and denies: the peer decides
+        cilium = ([p for p in self.candidates(namespace, labels) if isinstance(p, CiliumPolicy)]
+                  if other is not None else [])
+        if cilium:  # Cilium allows without isolating, and denies: the peer decides
             pod = self.pod_endpoint(namespace, labels, ports=pod_ports)
             for c in cilium:
                 decision = c.decide(pod, other, direction, port, protocol, dst_ports)
@@ -372,10 +370,11 @@ def specificity(selector: LabelSelector) -> int:
     return selector.specificity
 
 
-def _isolates(policy: AnyPolicy, pod: Endpoint, labels: Labels, direction: str) -> bool:
+def _isolates(policy: AnyPolicy, pod: Endpoint | None, labels: Labels, direction: str) -> bool:
+    """`pod` is needed (and given) only when a Cilium policy is among the candidates."""
     if isinstance(policy, NetworkPolicy):
         return policy.affects(direction) and policy.pod_selector.matches(labels)
-    return policy.isolates(pod, direction)
+    return pod is not None and policy.isolates(pod, direction)
 
 
 def most_specific(policies: Sequence[AnyPolicy]) -> tuple[str, ...]:
