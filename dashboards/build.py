@@ -32,9 +32,11 @@ REVIEW_TITLE = "Denied flows review"
 
 # --- what the metrics count: shared wording for panel descriptions ------------------------------------
 COUNT_DENIED = (
-    "Counts denied packets: Cilium/Hubble reports each packet a policy drops; Calico adds "
+    "Counts denied packets: Cilium/Hubble reports each packet a policy drops, and each request an L7 "
+    "policy denies (reason L7_POLICY_DENIED: one per request, not per packet); Calico adds "
     "packets_in + packets_out of each deny flow-log record. A deny is reported only by the side that "
-    "enforced it, so nothing is counted twice."
+    "enforced it, so nothing is counted twice. direction=forward: traffic a host forwards (Calico "
+    "host-endpoint policies with applyOnForward), charged to no namespace."
 )
 COUNT_ALLOWED = (
     "Hubble counts ONE per new connection per enforcing side (policy verdicts are not emitted for "
@@ -102,9 +104,10 @@ def health_rule(name: str) -> str:
 
 
 def allowed_once() -> str:
-    """Allowed traffic per second, each flow counted once: the destination's ingress report, plus
-    egress reports to destinations that are not pods (world, host ...), which have no ingress report."""
-    ingress = rate(flows("allowed", 'direction=~"ingress|unknown"'))
+    """Allowed traffic per second, each flow counted once: the destination's ingress report (and the
+    forwarding host's only report), plus egress reports to destinations that are not pods (world, host
+    ...), which have no ingress report."""
+    ingress = rate(flows("allowed", 'direction=~"ingress|forward|unknown"'))
     egress = rate(flows("allowed", 'direction="egress"', 'destination_namespace=""'))
     return f"sum({ingress} or {egress})"
 
@@ -388,8 +391,8 @@ def overview_panels() -> list[Panel]:
              [Target(f"sum({increase_over_range(flows('dropped'))})", instant=True)], "short",
              red_from=1, graph=False),
         stat("Allowed/s (each flow once)",
-             "Allowed traffic per second, each flow counted once: ingress reports plus egress reports to "
-             f"non-pod destinations. {COUNT_ALLOWED}",
+             "Allowed traffic per second, each flow counted once: ingress and forward reports plus egress "
+             f"reports to non-pod destinations. {COUNT_ALLOWED}",
              [Target(allowed_once())], "cps"),
         stat("Would be denied (audit) in range", f"{COUNT_AUDIT} {RANGE_NOTE}",
              [Target(f"sum({increase_over_range(flows('audit'))})", instant=True)], "short",

@@ -6,6 +6,7 @@ Precedence: flags > environment (`NETPOL_EXPORTER_<KEY>`, nested keys joined by 
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -62,6 +63,8 @@ class Config(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     web_config_file: str | None = None
     recent_denied_flows: int = Field(500, ge=0, description="Size of the recent denied flows ring.")
+    grafana_url: str | None = Field(None, description="Grafana base URL: the landing page links each group of "
+                                    "denied flows to the Denied flows review dashboard there.")
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     series: SeriesConfig = Field(default_factory=SeriesConfig)
     hubble: HubbleConfig = Field(default_factory=HubbleConfig)
@@ -108,7 +111,8 @@ def _set_path(target: dict[str, Any], path: list[str], value: Any) -> None:
     target[path[-1]] = value
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+def _env_overrides(env: Mapping[str, str], origins: dict[tuple[str, ...], str] | None = None) -> dict[str, Any]:
+    """The NETPOL_EXPORTER_* values as a nested mapping; `origins` gets key path -> variable name."""
     out: dict[str, Any] = {}
     list_keys = {("sources",), ("labels", "disabled"), ("policies",)}
     for name, raw in env.items():
@@ -119,6 +123,8 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
             continue  # not a config key (e.g. another tool's variable sharing the prefix)
         value: Any = [v.strip() for v in raw.split(",") if v.strip()] if tuple(path) in list_keys else raw
         _set_path(out, path, value)
+        if origins is not None:
+            origins[tuple(path)] = name
     return out
 
 
@@ -143,12 +149,69 @@ def load_config(
     if path is not None:
         where = str(path)
         data = load_yaml_mapping(path, ConfigError)
-    _merge(data, _env_overrides(os.environ if env is None else env))
+    from_env: dict[tuple[str, ...], str] = {}
+    _merge(data, _env_overrides(os.environ if env is None else env, from_env))
     _merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{where}: {problems}") from None
+        problems = [_plain_problem(err, where, from_env) for err in exc.errors()]
+        raise ConfigError("; ".join(problems)) from None
+
+
+def _key_text(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _section_fields(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed in the section holding `loc[-1]` (for "did you mean")."""
+    model: Any = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+_EXPECTED = {
+    "int_parsing": "a whole number", "int_type": "a whole number", "int_from_float": "a whole number",
+    "float_parsing": "a number", "float_type": "a number", "bool_parsing": "true or false",
+    "bool_type": "true or false", "string_type": "text", "list_type": "a list",
+    "model_type": "a section (keys and values)", "dict_type": "a section (keys and values)",
+}
+_BOUNDS = {"greater_than_equal": ("ge", "{} or more"), "greater_than": ("gt", "more than {}"),
+           "less_than_equal": ("le", "{} or less"), "less_than": ("lt", "less than {}")}
+
+
+def _plain_problem(err: Any, where: str, from_env: Mapping[tuple[str, ...], str]) -> str:
+    """One validation error in plain words, naming the file or the environment variable it came from."""
+    loc = tuple(err["loc"])
+    key = _key_text(loc)
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    got = f", got {err['input']!r}" if "input" in err and not isinstance(err["input"], dict | list) else ""
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(loc[-1]), _section_fields(loc), n=1)
+        hint = f" (did you mean {_key_text((*loc[:-1], close[0]))}?)" if close else ""
+        problem = f"unknown key {key}{hint}"
+    elif kind == "missing":
+        problem = f"{key}: missing"
+    elif kind == "literal_error":
+        problem = f"{key}: expected one of {ctx.get('expected', '?')}{got}"
+    elif kind in _BOUNDS:
+        bound, text = _BOUNDS[kind]
+        problem = f"{key}: expected {text.format(ctx.get(bound))}{got}"
+    elif kind in _EXPECTED:
+        problem = f"{key}: expected {_EXPECTED[kind]}{got}"
+    else:
+        message = str(err["msg"]).removeprefix("Value error, ")
+        problem = f"{key}: {message}"
+    variable = next((name for path, name in from_env.items() if loc[: len(path)] == path), None)
+    if variable is not None:
+        return f"environment variable {variable}: {problem}"
+    return f"{where}: {problem}"

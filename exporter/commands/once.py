@@ -1,4 +1,5 @@
-"""`netpol-exporter once --format hubble|calico FILE...`: count flow logs, print the exposition."""
+"""`netpol-exporter once --format hubble|calico FILE...`: count flow logs, print the exposition
+(or, with --table/--json, the counts for a person; exit statuses in exporter.commands.report)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from exporter.commands import report
 from exporter.commands.common import add_config_arguments, config_from_args
 from exporter.model import DecodeError
 from exporter.selfmetrics import SourceStats
@@ -23,8 +25,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", required=True, choices=("hubble", "calico", "goldmane"),
                         help="input format: Hubble JSON lines, Calico flows.log, Goldmane emitter JSON")
     parser.add_argument("files", nargs="+", metavar="FILE", help="flow-log files (.gz read transparently); - for stdin")
-    parser.add_argument("--openmetrics", action="store_true", help="print OpenMetrics instead of Prometheus text")
+    report.add_output_arguments(parser)
     add_config_arguments(parser)
+    parser.epilog = report.EXIT_STATUSES
 
 
 def _open(path: str) -> BinaryIO:
@@ -73,16 +76,18 @@ def main(args: argparse.Namespace) -> int:
 
     attach_from_config(pipeline, config)  # --policies: attribution from files (no cluster)
     enrichment = _start_enrichment(pipeline)
-    status = 0
+    outcomes: list[report.FileOutcome] = []
     for path in args.files:
         where = "<stdin>" if path == "-" else path
         stats = pipeline.source(f"{args.format}:{path}", args.format)
+        outcome = report.FileOutcome(where, stats)
+        outcomes.append(outcome)
         try:
             stream = _open(path)
         except OSError as exc:
-            print(f"netpol-exporter: {path}: {exc.strerror or exc}", file=sys.stderr)
+            outcome.error = f"cannot read: {exc.strerror or exc}"
+            print(f"netpol-exporter: {path}: {outcome.error}", file=sys.stderr)
             stats.up = False
-            status = 1
             continue
         lineno = 1
         try:
@@ -90,17 +95,26 @@ def main(args: argparse.Namespace) -> int:
                 pipeline.ingest(stats, lines, first_line=lineno, where=where)
                 lineno += len(lines)
         except (OSError, EOFError) as exc:
-            print(f"netpol-exporter: {where}: read error after line {lineno - 1}: {exc}", file=sys.stderr)
+            outcome.error = f"read error after line {lineno - 1}: {exc}"
+            print(f"netpol-exporter: {where}: {outcome.error}", file=sys.stderr)
             stats.up = False
-            status = 1
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
     reporter.summary()
     if enrichment is not None:
         enrichment.stop()
-    for chunk in pipeline.iter_render(openmetrics=args.openmetrics):
-        sys.stdout.buffer.write(chunk)
+    report.print_summaries(outcomes, sys.stderr)
+    status = report.exit_status(outcomes, args.strict)
+    if status != 0:
+        return status  # nothing on stdout: the errors above name the files
+    if args.json:
+        report.write_json(pipeline, sys.stdout)
+    elif args.table:
+        report.write_table(pipeline, sys.stdout, args.top)
+    else:
+        for chunk in pipeline.iter_render(openmetrics=args.openmetrics):
+            sys.stdout.buffer.write(chunk)
     sys.stdout.flush()
     return status
 

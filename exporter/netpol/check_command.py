@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import textwrap
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -28,7 +30,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="NetworkPolicy/CiliumNetworkPolicy/CiliumClusterwideNetworkPolicy YAML file or folder, or - for "
         "stdin (repeatable); a kustomization folder is read or rendered",
     )
+    from exporter.netpol.loading import add_namespace_argument
+
+    add_namespace_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.epilog = ("exit status: 0 every probe's expect holds; 1 one does not; 2 invalid input (model or "
+                     "policy file)")
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,10 @@ def _probe_text(r: ProbeResult) -> str:
     return f"{r.probe.source} -> {r.probe.destination} {r.probe.protocol}/{port if port is not None else '*'}"
 
 
-def render_table(results: list[ProbeResult], out: TextIO) -> None:
+def render_table(results: list[ProbeResult], out: TextIO, width: int | None = None) -> None:
+    """One row per probe; when the explanations do not fit `width` (the terminal), they go on
+    indented, wrapped lines under each probe instead of in two columns."""
+    width = width or shutil.get_terminal_size().columns
     header = ("PROBE", "VERDICT", "EXPECT", "RESULT", "EGRESS (at source)", "INGRESS (at destination)")
     rows = [header]
     for r in results:
@@ -95,8 +105,18 @@ def render_table(results: list[ProbeResult], out: TextIO) -> None:
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
+    if sum(widths) + 2 * (len(widths) - 1) <= width:
+        for row in rows:
+            out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
+        return
+    narrow = [max(len(row[i]) for row in rows) for i in range(4)]
+    for index, row in enumerate(rows):
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row[:4], narrow, strict=True)).rstrip() + "\n")
+        if index == 0:
+            continue
+        for label, text in (("egress (at source)", row[4]), ("ingress (at destination)", row[5])):
+            out.write(textwrap.fill(f"{label}: {text}", max(width, 40), initial_indent="    ",
+                                    subsequent_indent="      ", break_on_hyphens=False) + "\n")
 
 
 def _side_json(side: DirectionVerdict | None) -> dict[str, Any] | None:
@@ -142,7 +162,7 @@ def main(args: argparse.Namespace) -> int:
     from exporter.netpol.loading import load_policies
 
     try:
-        loaded = load_policies(args.policies) if args.policies else None
+        loaded = load_policies(args.policies, args.namespace) if args.policies else None
         if loaded is not None and loaded.invalid:
             for message in loaded.invalid_messages():
                 print(f"netpol-exporter check: invalid policy: {message}", file=sys.stderr)

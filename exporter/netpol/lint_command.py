@@ -1,7 +1,7 @@
 """`netpol-exporter lint --policies PATH ...`: review NetworkPolicies (checks: exporter.netpol.lint).
 
 Exit 0 when no error-severity finding is left, 1 when one is, 2 on invalid input (unreadable
-files, YAML errors, objects the API server would reject).
+files, YAML errors, objects the API server would reject) or when no NetworkPolicy was found.
 """
 
 from __future__ import annotations
@@ -21,8 +21,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="NetworkPolicy/CiliumNetworkPolicy/CiliumClusterwideNetworkPolicy YAML file or folder, or - for "
         "stdin (repeatable); a kustomization folder is read or rendered",
     )
+    from exporter.netpol.loading import add_namespace_argument
+
+    add_namespace_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
     parser.add_argument("--show-suppressed", action="store_true", help="also print findings a policy acknowledges")
+    parser.epilog = ("exit status: 0 no error-severity finding; 1 an error finding; 2 invalid input (unreadable "
+                     "file, invalid YAML or NetworkPolicy) or no NetworkPolicy found")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -31,13 +36,21 @@ def main(args: argparse.Namespace) -> int:
     from exporter.netpol.loading import load_policies
 
     try:
-        loaded = load_policies(args.policies)
+        loaded = load_policies(args.policies, args.namespace)
     except InputError as exc:
         print(f"netpol-exporter lint: error: {exc}", file=sys.stderr)
+        return 2
+    if not loaded.policies and not loaded.invalid:
+        for note in loaded.notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(f"netpol-exporter lint: error: no NetworkPolicy found in {', '.join(args.policies)}", file=sys.stderr)
         return 2
     findings = lint(loaded)
     active = [f for f in findings if not f.suppressed]
     if args.json:
+        for note in loaded.notes:
+            if "assumed" in note:
+                print(f"note: {note}", file=sys.stderr)
         json.dump(
             [
                 {

@@ -240,7 +240,16 @@ def collect_policies(docs: Sequence[Document], default_namespace: str | None = N
             )
         seen[ident] = doc
         loaded.policies.append(LoadedPolicy(policy, doc))
+        meta = doc.obj.get("metadata")
+        if default_namespace and not (isinstance(meta, Mapping) and meta.get("namespace")):
+            loaded.notes.append(f"{doc.where()}: no metadata.namespace: assumed namespace {policy.namespace}")
     return loaded
+
+
+def add_namespace_argument(parser: Any) -> None:
+    """`--namespace` for every command reading policy files: as kubectl, policies without one get it."""
+    parser.add_argument("--namespace", "-n", default="default", metavar="NS",
+                        help="namespace of policies without metadata.namespace (default: default, as kubectl)")
 
 
 def load_policies(paths: Iterable[str | Path], default_namespace: str | None = None) -> Loaded:

@@ -21,13 +21,16 @@ log = logging.getLogger("netpol_exporter.service")
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", dest="sources", action="append", metavar="SPEC",
                         help="an input (repeatable): hubble-file:PATH, calico-file:PATH, hubble-stdin, calico-stdin, "
-                             "hubble-relay:HOST:PORT, calico-goldmane-push:HOST:PORT")
+                             "hubble-relay:HOST:PORT, calico-goldmane-push:HOST:PORT (an HTTP receiver for "
+                             "Goldmane's emitter), calico-goldmane:HOST:PORT (Goldmane's gRPC stream)")
     parser.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (default 0.0.0.0:10215)")
     parser.add_argument("--state-dir", metavar="DIR", help="where file sources checkpoint their read positions")
     add_logging_arguments(parser)
     parser.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
                         help="TLS and basic-auth configuration (Prometheus exporter-toolkit format)")
     add_config_arguments(parser)
+    parser.epilog = ("exit status: 0 stopped by SIGTERM or SIGINT; 1 cannot listen on the address; 2 usage or "
+                     "configuration error (invalid configuration, web config or source spec, no source)")
 
 
 def add_logging_arguments(parser: argparse.ArgumentParser) -> None:

@@ -86,6 +86,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="policy files naming the policy behind each verdict (repeatable; default: the seed's "
                              "Temporal policies and the sandbox's Cilium policies shipped in exporter/data)")
     add_logging_arguments(parser)
+    parser.epilog = ("exit status: 0 stopped by SIGTERM, SIGINT or --duration; 1 cannot listen on the address; "
+                     "2 usage error")
 
 
 def _positive(text: str) -> float:

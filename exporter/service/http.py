@@ -95,6 +95,9 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         response.headers["Content-Encoding"] = "gzip"
     started = time.perf_counter()
     await response.prepare(request)
+    if request.method == "HEAD":  # headers only: rendering would write to a client that reads no body
+        await response.write_eof()
+        return response
     # A client that stops reading would hold the GC pause: give up on it after SCRAPE_TIMEOUT.
     async with asyncio.timeout(SCRAPE_TIMEOUT):
         with service.gc_pause:

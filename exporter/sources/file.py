@@ -37,6 +37,8 @@ def _fingerprint(fd: int, limit: int) -> str:
 
 
 class FileSource(Source):
+    waiting_log_interval_seconds = 60.0  # a file that is not there is logged at start, then this often
+
     def __init__(self, spec: str, pipeline: Pipeline, path: str, fmt: str, options: FileOptions | None = None,
                  state_dir: str | None = None) -> None:
         self.format = fmt
@@ -56,6 +58,7 @@ class FileSource(Source):
         self._where = path  # the open file's name, for error messages
         self._finishing = False  # the open file was rotated away: read it to its end, then open PATH
         self._last_checkpoint = 0.0
+        self._waiting_logged: float | None = None  # monotonic time of the last "waiting" log line
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -65,7 +68,9 @@ class FileSource(Source):
         try:
             while not stop.is_set():
                 if self._fd is None and not self._open_path(from_end=False):
-                    self.set_state("waiting", f"{self.path} does not exist (yet)")
+                    if not self.status.detail.startswith("cannot open"):
+                        self.set_state("waiting", f"{self.path} does not exist (yet)")
+                    self._log_waiting()
                     self._update_backlog()
                     await wait_stop(stop, self.opts.poll_interval_seconds)
                     continue
@@ -80,6 +85,13 @@ class FileSource(Source):
         finally:
             self.save_checkpoint()
         self.set_state("stopped")
+
+    def _log_waiting(self) -> None:
+        now = time.monotonic()
+        if self._waiting_logged is None or now - self._waiting_logged >= self.waiting_log_interval_seconds:
+            log.warning("%s: %s; waiting for it (state on /readyz and the landing page)", self.spec,
+                        self.status.detail)
+            self._waiting_logged = now
 
     async def close(self) -> None:
         self.save_checkpoint()
@@ -195,6 +207,9 @@ class FileSource(Source):
             assert self._fd is not None
             self._pos = os.lseek(self._fd, 0, os.SEEK_END)
         self.set_state("running")
+        if self._waiting_logged is not None:
+            log.info("%s: %s is there now; reading it", self.spec, self.path)
+            self._waiting_logged = None
         return True
 
     def _close_fd(self) -> None:

@@ -5,7 +5,9 @@ drill-down narrows the review table to that policy. The stack comes from tests/e
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +49,29 @@ READY_QUERIES = [
     "instance_family:netpol_exporter_series_per_limit:ratio",
 ]
 FLOW_VARIABLES = ("job", "source_namespace", "destination_namespace", "policy")
+CORPUS = Path(__file__).parents[1] / "fidelity" / "corpus"
+
+
+def feed_shapes(directory: Path, stop: threading.Event) -> tuple[Path, Path]:
+    """Files that grow every half second with shapes the demo has no traffic for: a request an L7 policy
+    denied (Hubble) and forwarded traffic a host-endpoint policy denied and allowed (Calico `fwd`)."""
+    hubble, calico = directory / "l7.jsonl", directory / "forward.jsonl"
+    l7_request = json.loads((CORPUS / "hubble-l7-denied.jsonl").read_text().splitlines()[0])
+    forward = [line for line in (CORPUS / "calico-forward.jsonl").read_text().splitlines()
+               if json.loads(line)["reporter"] == "fwd"]
+    hubble.touch()
+    calico.touch()
+
+    def append() -> None:
+        while not stop.wait(0.5):
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000000000Z"
+            l7_request["flow"]["time"] = l7_request["time"] = stamp
+            with hubble.open("a") as out:
+                out.write(json.dumps(l7_request) + "\n")
+            with calico.open("a") as out:
+                out.write("\n".join(forward) + "\n")
+    threading.Thread(target=append, daemon=True).start()
+    return hubble, calico
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +80,14 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
     rule_files = sorted(RULES.glob("*.yml"))
     assert rule_files, "no rule files in rules/"
     workdir = tmp_path_factory.mktemp("promstack")
+    stop = threading.Event()
     with Launcher(workdir) as launch:
         # 4x speed: the minute-long loop of the demo every 15 s.
         exporter = launch.exporter("demo", "--speed", "4", "--duration", str(DEMO_SECONDS))
-        prom = launch.prometheus(scrape_every_second(SCRAPE_JOB, exporter), rule_files)
+        hubble, calico = feed_shapes(workdir, stop)
+        shapes = launch.exporter("run", "--no-kubernetes", "--source", f"hubble-file:{hubble}",
+                                 "--source", f"calico-file:{calico}")
+        prom = launch.prometheus(scrape_every_second(SCRAPE_JOB, exporter, shapes), rule_files)
         deadline = time.monotonic() + 60
         pending = list(READY_QUERIES)
         while pending and time.monotonic() < deadline:
@@ -67,6 +96,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
         assert not pending, f"no data after 60 s for {pending}; logs in {workdir}"
         time.sleep(3)  # a few more scrapes and rule evaluations
         yield prom
+        stop.set()
 
 
 def substitutions(dashboard: dict[str, Any]) -> dict[str, str]:
@@ -210,6 +240,27 @@ def test_every_variable_filters_the_rule_panels(prometheus: Prometheus, dashboar
         assert parts[key] == pytest.approx(number), (panel, variable, key)
 
 
+def test_forward_flows_and_l7_denials_reach_the_dashboards(prometheus: Prometheus) -> None:
+    """Forwarded traffic (direction forward) and L7 denials (reason L7_POLICY_DENIED) show in the review
+    table and the by-policy graphs; the per-namespace rules charge forwarded traffic to no namespace."""
+    review = next(d for d in committed().values() if d["uid"] == "netpol-denied-flows")
+    table = next(p for p in dashlint.panels(review) if p["title"] == "Denied flows")
+    rows = [row["metric"] for row in run_target(prometheus, table["targets"][0], substitutions(review))]
+    assert {"direction": "forward", "policy": "security.block-egress-forward", "source": "world"}.items() <= next(
+        r for r in rows if r["direction"] == "forward").items()
+    assert any(r["reason"] == "L7_POLICY_DENIED" and r["destination"] == "shop/cart" for r in rows)
+    overview = next(d for d in committed().values() if d["uid"] == "netpol-overview")
+    for title, policy in (("Denied by policy and direction", "security.block-egress-forward"),
+                          ("Allowed by policy and direction", "security.allow-web-forward")):
+        graph = next(p for p in dashlint.panels(overview) if p["title"] == title)
+        series = run_target(prometheus, graph["targets"][0], substitutions(overview))
+        assert {"policy": policy, "direction": "forward"} in [s["metric"] for s in series]
+    by_namespace = prometheus.query("namespace:networkpolicy_dropped_packets:increase5m")
+    namespaces = {s["metric"].get("namespace") for s in by_namespace}
+    assert "shop" in namespaces and "" not in namespaces and None not in namespaces
+    assert prometheus.query('policy:networkpolicy_dropped_packets:increase5m{policy="security.block-egress-forward"}')
+
+
 def test_allowed_once_counts_each_flow_once(prometheus: Prometheus) -> None:
     """The overview's 'each flow once' total, recomputed from the raw series: a pod-to-pod flow is
     reported at both ends (egress at the source, ingress at the destination) and counts once."""
@@ -220,7 +271,7 @@ def test_allowed_once_counts_each_flow_once(prometheus: Prometheus) -> None:
     once = float(prometheus.query(expr, at)[0]["value"][1])
     series = prometheus.query(f"rate(networkpolicy_allowed_packets_total[{RATE_INTERVAL}])", at)
     expected = sum(float(s["value"][1]) for s in series
-                   if s["metric"]["direction"] in ("ingress", "unknown")
+                   if s["metric"]["direction"] in ("ingress", "forward", "unknown")
                    or (s["metric"]["direction"] == "egress" and not s["metric"].get("destination_namespace")))
     everything = sum(float(s["value"][1]) for s in series)
     assert once == pytest.approx(expected)

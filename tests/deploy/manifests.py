@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = (REPO / ".." / "shared").resolve()
+UPSTREAM = REPO / "tests" / "upstream"
 DEPLOY = REPO / "deploy" / "exporter"
 BASE = DEPLOY / "base"
 OVERLAYS = {path.name: path for path in sorted((DEPLOY / "overlays").iterdir()) if path.is_dir()}

@@ -2,7 +2,7 @@
 
 Kubernetes kinds: kubernetes-validate's strict schemas (unknown fields are errors) for the oldest and
 the newest Kubernetes minor this deploy supports. Prometheus-operator kinds: the CRDs' openAPIV3Schema
-from ../shared/schemas/prometheus-operator (operator 0.93.0). CiliumNetworkPolicy: no schema ships
+from tests/upstream/schemas/prometheus-operator (operator 0.93.0). CiliumNetworkPolicy: no schema ships
 offline here, so its structure is checked field by field.
 """
 
@@ -15,7 +15,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from tests.deploy.manifests import SHARED, Obj, Rendered, ident, load_yaml
+from tests.deploy.manifests import UPSTREAM, Obj, Rendered, ident, load_yaml
 
 KUBERNETES_VERSIONS = ("1.31.0", kubernetes_validate.latest_version())
 CRD_FILES = {
@@ -55,7 +55,7 @@ def _group(obj: Obj) -> str:
 
 @cache
 def _crd_schema(kind: str, version: str) -> dict[str, Any]:
-    path = SHARED / "schemas" / "prometheus-operator" / CRD_FILES[kind]
+    path = UPSTREAM / "schemas" / "prometheus-operator" / CRD_FILES[kind]
     crd = load_yaml(path)
     for entry in crd["spec"]["versions"]:
         if entry["name"] == version:
@@ -79,8 +79,6 @@ def test_kubernetes_objects_validate(kustomization: Rendered, version: str) -> N
 
 
 def test_monitoring_objects_validate_against_the_crds(kustomization: Rendered) -> None:
-    if not (SHARED / "schemas" / "prometheus-operator").is_dir():
-        pytest.skip("../shared/schemas/prometheus-operator is not present beside this checkout")
     monitoring = [o for o in kustomization.objects if _group(o) == "monitoring.coreos.com"]
     assert monitoring, f"{kustomization.name}: no ServiceMonitor/PrometheusRule rendered"
     errors = []

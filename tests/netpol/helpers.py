@@ -57,8 +57,8 @@ def allowed(cluster: Cluster, src: str, dst: str, port: int | None = 8080, proto
     return verdict(cluster, src, dst, port, protocol).allowed
 
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-SEED_GUIDE = SHARED / "seed" / "network-policies-guide.md"
+UPSTREAM = Path(__file__).resolve().parents[2] / "tests" / "upstream"
+SEED_GUIDE = UPSTREAM / "seed" / "network-policies-guide.md"
 
 
 def seed_policies(directory: Path) -> Path:

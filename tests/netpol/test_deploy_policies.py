@@ -14,7 +14,7 @@ from exporter.netpol.lint import lint
 from exporter.netpol.loading import collect_policies, documents, load_policies
 from exporter.netpol.modelfile import load_model
 
-from .helpers import SEED_GUIDE, seed_policies
+from .helpers import seed_policies
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "network-policies"
@@ -79,7 +79,6 @@ def test_kustomize_renders_the_same_policies(target: str, tmp_path: Path) -> Non
     assert from_kubectl == direct and len(direct) >= 19
 
 
-@pytest.mark.skipif(not SEED_GUIDE.is_file(), reason="../shared/seed is absent")
 def test_the_seed_as_written_fails_the_model(tmp_path: Path) -> None:
     """What the fixes are for: with the seed's own policies, monitoring, databases and DNS break."""
     policies = [lp.policy for lp in load_policies([seed_policies(tmp_path)]).policies]

@@ -13,7 +13,7 @@ from exporter.cli import main
 from exporter.netpol.lint import Finding, lint
 from exporter.netpol.loading import load_policies
 
-from .helpers import SEED_GUIDE, policy, seed_policies
+from .helpers import policy, seed_policies
 
 KUBE_DNS_PEER = {
     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
@@ -191,7 +191,6 @@ def test_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["lint", "--policies", str(tmp_path / "missing")]) == 2
 
 
-@pytest.mark.skipif(not SEED_GUIDE.is_file(), reason="../shared/seed is absent")
 def test_the_seeds_known_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = seed_policies(tmp_path)
     findings = [f for f in lint(load_policies([path])) if not f.suppressed]

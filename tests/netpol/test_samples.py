@@ -1,5 +1,5 @@
-"""Acceptance cases from ../shared/samples/netpol: cyclonus' simple-example truth tables and
-netpol-analyzer's golden connectivity lists. Skipped when ../shared is absent."""
+"""Acceptance cases from tests/upstream/samples/netpol: cyclonus' simple-example truth tables and
+netpol-analyzer's golden connectivity lists."""
 
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ from exporter.netpol.labels import Labels
 from exporter.netpol.loading import load_policies
 from exporter.netpol.modelfile import Cluster
 
-SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples" / "netpol"
-pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples/netpol is absent")
+SAMPLES = Path(__file__).resolve().parents[2] / "tests" / "upstream" / "samples" / "netpol"
 
 # -- cyclonus simple-example -------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ PROMTOOL_TESTS = sorted((Path(__file__).parent / "promtool").glob("*.test.yml"))
 ALERTMANAGER_CONFIG = RULES_DIR / "alertmanager" / "alertmanager.yml"
 RUNBOOK = REPO / "docs" / "runbook.md"
 PROMETHEUSRULE = REPO / "deploy" / "exporter" / "base" / "prometheusrule.yaml"
-CRD = (REPO / ".." / "shared" / "schemas" / "prometheus-operator" / "crd_prometheusrules.yaml").resolve()
+CRD = REPO / "tests" / "upstream" / "schemas" / "prometheus-operator" / "crd_prometheusrules.yaml"
 
 
 @cache

@@ -151,11 +151,12 @@ async def test_landing_page_lists_sources_and_denied_flows() -> None:
     assert "<code>test:fixture</code>" in page
     assert "class=running>running<" in page
     assert 'href=metrics' in page and 'href=api/v1/denied-flows' in page
-    # the two denied flows, newest (port 6379) first, with time, peers, port, protocol, policy, reason
-    first, second = page.index("<td>6379</td>"), page.index("<td>5432</td>")
+    # the two denied flows (two groups), newest (port 6379) first, with time, peers, port, policy, reason
+    first, second = page.index("<td>6379/TCP</td>"), page.index("<td>5432/TCP</td>")
     assert first < second
-    assert "<td>2026-11-28T10:00:04.000Z</td><td>app/client</td><td>db/server</td><td>6379</td><td>TCP</td>" in page
-    assert "<td>default-deny</td><td>POLICY_DENIED</td>" in page
+    assert '<td title="2026-11-28T10:00:04.000Z – 2026-11-28T10:00:04.000Z">2026-11-28 10:00:04</td>' in page
+    assert '<span class=cut title="app/client">app/client</span></td><td><span class=cut title="db/server">' in page
+    assert ">default-deny</span></td><td>POLICY_DENIED</td>" in page
     assert "http://" not in page and "https://" not in page  # no external assets
 
 

@@ -241,3 +241,24 @@ async def test_corrupt_checkpoint_is_ignored_with_a_warning(tmp_path: Path) -> N
     again = Pipeline()
     async with Running(follower(log, again, state)):
         await until(lambda: total(again) == 2)
+
+
+async def test_a_missing_file_is_logged_at_start_and_rate_limited_while_waiting(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import logging
+
+    log = tmp_path / "absent.log"
+    source = follower(log, Pipeline())
+    source.waiting_log_interval_seconds = 0.3
+    caplog.set_level(logging.INFO, logger="netpol_exporter.sources.file")
+    async with Running(source):
+        await until(lambda: source.status.state == "waiting")
+        await asyncio.sleep(0.75)  # about 37 polls at 20 ms: logged at start, then at 0.3 s and 0.6 s
+        waiting = [r for r in caplog.records if "waiting for it" in r.getMessage()]
+        assert 2 <= len(waiting) <= 4, [r.getMessage() for r in waiting]
+        assert waiting[0].levelname == "WARNING"
+        assert f"{log} does not exist (yet)" in waiting[0].getMessage()
+        log.write_bytes(calico_line(1))
+        await until(lambda: source.status.state == "running")
+    assert any(f"{log} is there now" in r.getMessage() for r in caplog.records)
