@@ -241,7 +241,8 @@ def collect_policies(docs: Sequence[Document], default_namespace: str | None = N
         seen[ident] = doc
         loaded.policies.append(LoadedPolicy(policy, doc))
         meta = doc.obj.get("metadata")
-        if default_namespace and not (isinstance(meta, Mapping) and meta.get("namespace")):
+        written = isinstance(meta, Mapping) and meta.get("namespace")
+        if default_namespace and policy.namespace is not None and not written:
             loaded.notes.append(f"{doc.where()}: no metadata.namespace: assumed namespace {policy.namespace}")
     return loaded
 
