@@ -452,7 +452,7 @@ def _parse_icmps(raw: Any, path: str) -> tuple[IcmpField, ...] | None:
             fpath = f"{ipath}.fields[{j}]"
             fmap = as_mapping(f, fpath)
             family = fmap.get("family") or "IPv4"
-            protocol = ICMP_FAMILIES.get(family)
+            protocol = ICMP_FAMILIES.get(family) if isinstance(family, str) else None
             if protocol is None:
                 raise PolicyInvalid(f"{fpath}.family", f"must be IPv4 or IPv6, got {family!r}")
             value = fmap.get("type")

@@ -103,3 +103,45 @@ def test_reserved_identity_selectors_and_requires() -> None:
     requires = cnp("requires", {"endpointSelector": {"matchLabels": {"role": "web"}},
                                 "ingress": [{"fromEndpoints": [{}], "fromRequires": [{"matchLabels": {"env": "x"}}]}]})
     assert verdict(cluster_with(requires), "app/db", "app/web", 80).outcome == UNDECIDED
+
+
+def test_mangled_cilium_policies_are_reported_never_crash() -> None:
+    """Every node of the case set's Cilium policies replaced by odd values: PolicyInvalid or a policy, nothing else."""
+    import copy
+    import random
+    from pathlib import Path
+
+    import yaml
+
+    from exporter.netpol.cilium import CILIUM_KINDS
+
+    originals = [p for path in sorted((Path(__file__).parent / "cilium").glob("*.model.yaml"))
+                 for p in yaml.safe_load(path.read_text())["policies"] if p["kind"] in CILIUM_KINDS]
+    odd: list[Any] = [None, 1, -1, True, "x", "", "99999", "k8s:", [], {}, [None], [{}], {"a": None}, 3.5]
+    rng = random.Random(12)
+
+    def nodes(obj: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        out = [path]
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                out += nodes(v, (*path, k))
+        elif isinstance(obj, list):
+            for i, v in enumerate(obj):
+                out += nodes(v, (*path, i))
+        return out
+
+    tried = 0
+    for original in originals:
+        for path in nodes(original)[1:]:
+            for value in rng.sample(odd, 4):
+                mangled = copy.deepcopy(original)
+                target = mangled
+                for step in path[:-1]:
+                    target = target[step]
+                target[path[-1]] = value
+                tried += 1
+                try:
+                    parse_cilium_policy(mangled)
+                except PolicyInvalid:
+                    pass
+    assert tried > 500
