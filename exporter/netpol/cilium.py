@@ -350,9 +350,6 @@ class CiliumPolicy:
         labels = identity_labels(pod.namespace, freeze(pod.labels), freeze(pod.namespace_labels), None)
         return [r for r in self.rules if r.subject is not None and r.subject.matches(labels)]
 
-    def selects(self, pod: Any, direction: str) -> bool:
-        return any(r.has_direction(direction) for r in self.selecting_rules(pod))
-
     def isolates(self, pod: Any, direction: str) -> bool:
         return any(r.isolates(direction) for r in self.selecting_rules(pod))
 

@@ -59,10 +59,6 @@ def selects(policy: NetworkPolicy, pod: Endpoint) -> bool:
     return pod.namespace == policy.namespace and policy.pod_selector.matches(pod.labels)
 
 
-def is_cilium(policy: Any) -> bool:
-    return isinstance(policy, CiliumPolicy)
-
-
 def peer_matches(peer: PolicyPeer, policy_namespace: str, other: Endpoint) -> bool:
     """Whether a `from`/`to` entry matches the other side of the connection."""
     if peer.ip_block is not None:
