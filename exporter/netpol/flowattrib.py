@@ -38,7 +38,8 @@ _NAMED_FAMILIES: Final = (Family.DROPPED, Family.AUDIT)
 
 
 def endpoint_of(peer: Peer) -> Endpoint | None:
-    """The engine's view of one side of a Hubble flow; None when it cannot be told (`unknown`)."""
+    """The engine's view of one side of a Hubble flow; None when it cannot be told (`unknown`, or a
+    pod whose labels the flow does not carry)."""
     ip = parse_ip(peer.ip)
     if not peer.namespace:
         if peer.name in CLUSTER_ENTITIES:
@@ -46,6 +47,8 @@ def endpoint_of(peer: Peer) -> Endpoint | None:
         if peer.name == "world":
             return Endpoint(key=peer.ip or "world", namespace=None, ip=ip, entity="world")
         return None
+    if not any(label.startswith("k8s:") for label in peer.labels):
+        return None  # labels masked or absent: which policies select the pod cannot be told
     pod: dict[str, str] = {}
     namespace_labels: dict[str, str] = {NAMESPACE_NAME_LABEL: peer.namespace}
     for label in peer.labels:

@@ -91,6 +91,9 @@ FLOWS = [
     # allowed, unnamed (Cilium < 1.15), policy_match_type 1: the allowing policies
     hubble_line(src=FRONTEND, dst=HISTORY, l4=tcp(7235), policy_match_type=1),
     hubble_line(src=WORKER, dst=HISTORY, l4=tcp(7235), policy_match_type=3),  # cross-namespace CNP peer
+    # a drop at a pod whose labels the flow does not carry (field-masked export): not guessed
+    hubble_line(verdict="DROPPED", src=CLIENT, dst={"namespace": "temporal", "pod_name": "temporal-matching-0"},
+                l4=tcp(7235), reason="POLICY_DENIED"),
     # allowed, nothing matched (policy_match_type 0): default-allow
     hubble_line(direction="EGRESS", src=FRONTEND, dst=WORLD, dst_ip="1.1.1.1", l4=tcp(443)),
 ]
@@ -127,6 +130,7 @@ def test_policies_from_files_name_every_verdict(tmp_path: Path) -> None:
         ("no-test-client-debug", "temporal/temporal-history", "9999"): 1,
         ("egress-lockdown", "world", "443"): 1,
         ("temporal/default-deny", "temporal/temporal-frontend", "7000"): 1,
+        ("default-deny", "temporal/temporal-matching", "7235"): 1,
     }
     allowed = series(result.stdout, "networkpolicy_allowed_packets_total")
     assert allowed == {
