@@ -29,7 +29,6 @@ _ADDRESS_ONLY: Final = frozenset({WORLD, UNKNOWN})
 # Hubble identity labels that are not pod labels.
 _CILIUM_ONLY_PREFIXES: Final = ("io.cilium.k8s.", "io.kubernetes.pod.namespace")
 _CACHE_LIMIT: Final = 65536
-_DROPPED: Final = Family.DROPPED
 _ALLOWED: Final = Family.ALLOWED
 _DENY_RULE_REASON: Final = "POLICY_DENY"
 
@@ -65,7 +64,7 @@ class Enricher:
             return record
         verdict = record.verdict
         named: tuple[str, ...] = ()
-        if verdict is _DROPPED and not record.policies and record.reason == DEFAULT_DENY_REASON:
+        if verdict is not _ALLOWED and not record.policies and record.reason == DEFAULT_DENY_REASON:
             named = self._default_deny(record.direction, src, src_pod, dst, dst_pod)
         elif ((verdict is not _ALLOWED and not record.policies and record.reason == _DENY_RULE_REASON)
               or (verdict is _ALLOWED and getattr(record, "match_type", 0) >= 1

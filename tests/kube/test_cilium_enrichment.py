@@ -102,6 +102,8 @@ def test_cilium_policies_name_drops_and_allows_from_the_api(server: FakeAPIServe
             # allowed, unnamed, policy_match_type 3: the allowing CNP (cross-namespace fromEndpoints)
             hubble_line(src=PROMETHEUS, dst=WEB, src_ip="10.0.1.9", dst_ip="10.0.0.5", l4=tcp(9090),
                         policy_match_type=3),
+            # an audit (policy audit mode) at web: named like a default-deny drop
+            hubble_line(verdict="AUDIT", src=PROMETHEUS, dst=WEB, src_ip="10.0.1.9", dst_ip="10.0.0.5", l4=tcp(7001)),
             # allowed through the non-isolating CNP
             hubble_line(src=PROMETHEUS, dst=SHELL, src_ip="10.0.1.9", dst_ip="10.0.2.3", l4=tcp(22),
                         policy_match_type=1),
@@ -115,6 +117,8 @@ def test_cilium_policies_name_drops_and_allows_from_the_api(server: FakeAPIServe
         }
         allowed = {(k[0], k[4], k[6]): entry[0] for k, entry in pipeline.stores[Family.ALLOWED].series.items()}
         assert allowed == {("shop/web-cnp", "shop/storefront", "9090"): 1, ("open/open-house", "open/shell", "22"): 1}
+        audit = {(k[0], k[6]): entry[0] for k, entry in pipeline.stores[Family.AUDIT].series.items()}
+        assert audit == {("shop/web-cnp,shop/web-ingress", "7001"): 1}
         text = exposition(pipeline)
         assert ('networkpolicy_info{policy="shop/web-cnp",kind="CiliumNetworkPolicy",policy_namespace="shop",'
                 'policy_name="web-cnp",') in text
