@@ -523,8 +523,9 @@ def _parse_rule(raw: Any, path: str, namespace: str | None) -> tuple[CiliumRule,
     if has_eps:
         written = parse_endpoint_selector(spec["endpointSelector"], f"{path}.endpointSelector")
         subject = written
-        if namespace is not None:  # a CNP selects in its own namespace only
-            kept = tuple(r for r in written.requirements if r.key != NAMESPACE_KEY)
+        if namespace is not None:  # a CNP selects in its own namespace only: a namespace match is replaced
+            kept = tuple(r for r in written.requirements
+                         if not (r.key == NAMESPACE_KEY and r.operator == "In" and len(r.values) == 1))
             subject = LabelSelector((*kept, Requirement(NAMESPACE_KEY, "In", frozenset([namespace]))))
             written = LabelSelector(kept)
     else:
