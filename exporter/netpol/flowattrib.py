@@ -18,12 +18,12 @@ enricher already there); called from the counting thread only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 from exporter.counting import DEFAULT_DENY_REASON, UNKNOWN_POLICY
 from exporter.model import CALICO_FLOW, Family, FlowRecord, Peer
-from exporter.netpol.attribution import NAMESPACE_NAME_LABEL
+from exporter.netpol.attribution import NAMESPACE_NAME_LABEL, most_specific
 from exporter.netpol.cilium import CLUSTER_ENTITIES, NAMESPACE_KEY, NAMESPACE_LABELS_PREFIX, parse_ip
 from exporter.netpol.evaluator import Endpoint, evaluate_direction, group_by_namespace, policies_at
 from exporter.netpol.labels import Labels
@@ -61,16 +61,6 @@ def endpoint_of(peer: Peer) -> Endpoint | None:
             pod[key] = value
     return Endpoint(key=f"{peer.namespace}/{peer.pod or peer.name}", namespace=peer.namespace, labels=Labels(pod),
                     namespace_labels=Labels(namespace_labels), ip=ip)
-
-
-def most_specific(policies: Sequence[AnyPolicy], keys: Iterable[str]) -> tuple[str, ...]:
-    """Of the policies named by `keys`, those with the most selector requirements (ties: all), sorted."""
-    wanted = set(keys)
-    chosen = [p for p in policies if p.key in wanted]
-    if not chosen:
-        return ()
-    top = max(p.specificity for p in chosen)
-    return tuple(sorted({p.key for p in chosen if p.specificity == top}))
 
 
 class PolicyFileAttributor:
@@ -131,7 +121,8 @@ class PolicyFileAttributor:
         if record.verdict is Family.ALLOWED:
             return side.allowing
         if default_deny:
-            return most_specific(candidates, side.isolating)
+            isolating = set(side.isolating)
+            return most_specific([p for p in candidates if p.key in isolating])
         return side.denying
 
 
