@@ -30,6 +30,7 @@ BACKGROUND, PANEL, TEXT, MUTED = "#111217", "#181b1f", "#d8d9da", "#8e8e8e"
 PALETTE = ["#73bf69", "#f2cc0c", "#8ab8ff", "#ff780a", "#f2495c", "#5794f2", "#b877d9", "#705da0",
            "#37872d", "#fade2a"]
 ROW_PX, COL_PX = 34, 68  # Grafana grid: 24 columns; one height unit is about 30 px plus margin
+MAX_SERIES = 8  # lines per time-series panel
 
 
 def query(prometheus: str, path: str, **params: str) -> list[dict[str, Any]]:
@@ -67,7 +68,12 @@ def human(value: float, unit: str) -> str:
     return f"{value:.3g}{suffix}" if value else f"0{suffix}"
 
 
-def draw(dashboard: dict[str, Any], prometheus: str, minutes: int, out: Path) -> Path:
+TITLE_PX, TICK_PX, LEGEND_ROW_PX, YLABEL_PX = 20, 16, 11, 50  # bands inside a panel, in pixels
+FONT = {"title": 9, "axis": 7, "legend": 7, "table": 8}  # table text is never smaller than axis text
+
+
+def render(dashboard: dict[str, Any], prometheus: str, minutes: int) -> Any:
+    """The dashboard as a matplotlib Figure: every text stays inside its panel, none overlaps another."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,46 +88,33 @@ def draw(dashboard: dict[str, Any], prometheus: str, minutes: int, out: Path) ->
              "data - not a Grafana screenshot", color=MUTED, fontsize=8, va="center", ha="right")
     end = time.time()
     range_ = f"{minutes}m"
+
+    def box(x_px: float, y_px: float, w_px: float, h_px: float) -> tuple[float, float, float, float]:
+        """Figure fractions of a rectangle given in pixels from the top-left corner."""
+        return x_px / width_px, 1 - (y_px + h_px) / height_px, w_px / width_px, h_px / height_px
+
     for p in panels:
         g = p["gridPos"]
-        left, top = g["x"] / 24, 1 - (40 + g["y"] * ROW_PX) / height_px
-        w, h = g["w"] / 24, g["h"] * ROW_PX / height_px
+        x_px, y_px = g["x"] * COL_PX + 3, 40 + g["y"] * ROW_PX + 3
+        w_px, h_px = g["w"] * COL_PX - 6, g["h"] * ROW_PX - 6
         if p["type"] == "row":
-            fig.text(left + 0.005, top - h / 2, p["title"], color=TEXT, fontsize=11, weight="bold", va="center")
+            fig.text(x_px / width_px, 1 - (y_px + h_px / 2) / height_px, p["title"], color=TEXT, fontsize=11,
+                     weight="bold", va="center")
             continue
-        ax = fig.add_axes((left + 0.003, top - h + 0.004, w - 0.006, h - 0.008))
-        ax.set_facecolor(PANEL)
-        for spine in ax.spines.values():
+        frame = fig.add_axes(box(x_px, y_px, w_px, h_px))
+        frame.set_facecolor(PANEL)
+        frame.set_xticks([])
+        frame.set_yticks([])
+        for spine in frame.spines.values():
             spine.set_color("#2c3235")
-        ax.set_title(p["title"], color=TEXT, fontsize=9, loc="left")
+        frame.text(6 / w_px, 1 - 4 / h_px, p["title"], color=TEXT, fontsize=FONT["title"], va="top",
+                   transform=frame.transAxes)
         unit = p["fieldConfig"]["defaults"].get("unit", "short")
         targets = p.get("targets", [])
+        inner = (x_px, y_px + TITLE_PX, w_px, h_px - TITLE_PX)  # below the title
         if p["type"] == "timeseries":
-            ax.tick_params(colors=MUTED, labelsize=6)
-            n = 0
-            for t in targets:
-                expr = substitute(t["expr"], dashboard, "1m", range_)
-                for series in query(prometheus, "query_range", query=expr, start=str(end - minutes * 60),
-                                    end=str(end), step="15")[:8]:
-                    xs = [(float(ts) - end) / 60 for ts, _ in series["values"]]
-                    ys = [float(v) for _, v in series["values"]]
-                    ax.plot(xs, ys, color=PALETTE[n % len(PALETTE)], linewidth=1,
-                            label=legend(t.get("legendFormat", ""), series["metric"])[:60])
-                    n += 1
-            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _, u=unit: human(v, u)))
-            ax.tick_params(axis="y", direction="in", pad=-3)  # labels inside: neighbours cover the outside
-            for label in ax.get_yticklabels():
-                label.set_horizontalalignment("left")
-            ax.set_xlabel("minutes before now", color=MUTED, fontsize=6, labelpad=1)
-            if n:
-                ax.legend(fontsize=5, loc="upper left", facecolor=PANEL, labelcolor=TEXT, edgecolor=PANEL,
-                          ncol=2 if n > 4 else 1)
-            else:
-                ax.text(0.5, 0.5, "No data", color=MUTED, ha="center", va="center", transform=ax.transAxes)
-            continue
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if p["type"] == "stat":
+            draw_timeseries(fig, box, inner, targets, dashboard, prometheus, end, minutes, unit)
+        elif p["type"] == "stat":
             t = targets[0]
             expr = substitute(t["expr"], dashboard, "1m", range_)
             result = query(prometheus, "query", query=expr, time=str(end))
@@ -132,10 +125,79 @@ def draw(dashboard: dict[str, Any], prometheus: str, minutes: int, out: Path) ->
             red = p["fieldConfig"]["defaults"]["thresholds"]["steps"]
             color = "#f2495c" if result and len(red) > 1 and float(result[0]["value"][1]) >= red[1]["value"] \
                 else "#73bf69"
-            ax.text(0.5, 0.45, text, color=color if result else MUTED, fontsize=20, ha="center", va="center",
-                    transform=ax.transAxes)
+            frame.text(0.5, 0.45, text, color=color if result else MUTED, fontsize=20, ha="center", va="center",
+                       transform=frame.transAxes)
         elif p["type"] == "table":
-            draw_table(ax, p, dashboard, prometheus, end, range_)
+            draw_table(frame, p, dashboard, prometheus, end, range_, h_px)
+    return fig
+
+
+def draw_timeseries(fig: Any, box: Any, inner: tuple[float, float, float, float], targets: list[dict[str, Any]],
+                    dashboard: dict[str, Any], prometheus: str, end: float, minutes: int, unit: str) -> None:
+    """Lines in an axes inset in the panel, y labels left of it, x labels below, the legend under those."""
+    import matplotlib.ticker
+
+    x_px, y_px, w_px, h_px = inner
+    lines: list[tuple[list[float], list[float], str]] = []
+    for t in targets:
+        expr = substitute(t["expr"], dashboard, "1m", f"{minutes}m")
+        for series in query(prometheus, "query_range", query=expr, start=str(end - minutes * 60), end=str(end),
+                            step="15"):
+            if len(lines) == MAX_SERIES:
+                break
+            xs = [(float(ts) - end) / 60 for ts, _ in series["values"]]
+            ys = [float(v) for _, v in series["values"]]
+            lines.append((xs, ys, legend(t.get("legendFormat", ""), series["metric"])))
+    columns = max(1, min(3, int(w_px // 260)))
+    legend_rows = -(-len(lines) // columns)
+    plot_h = h_px - TICK_PX - legend_rows * LEGEND_ROW_PX - 14
+    ax = fig.add_axes(box(x_px + YLABEL_PX, y_px + 10, w_px - YLABEL_PX - 10, plot_h))
+    ax.set_facecolor(PANEL)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.tick_params(colors=MUTED, labelsize=FONT["axis"], length=2, pad=2)
+    if not lines:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, "No data", color=MUTED, ha="center", va="center", transform=ax.transAxes)
+        return
+    for n, (xs, ys, _label) in enumerate(lines):
+        ax.plot(xs, ys, color=PALETTE[n % len(PALETTE)], linewidth=1)
+    values = [v for _, ys, _ in lines for v in ys]
+    if min(values) >= 0:  # counters' rates and counts: the axis starts at 0, never below
+        ax.set_ylim(0, max(values) * 1.15 or 1)
+    ax.set_xlim(-minutes, 0)
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=max(2, int(plot_h // 28)), min_n_ticks=2))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _, u=unit: human(v, u)))
+    ticks = matplotlib.ticker.MaxNLocator(nbins=max(2, int(w_px // 90)), integer=True).tick_values(-minutes, 0)
+    ax.set_xticks([t for t in ticks if -minutes < t <= 0])  # none at the left edge, under the y labels
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.0f} min" if v else "now"))
+    col_w = (w_px - 12) / columns
+    for n, (_xs, _ys, label) in enumerate(lines):
+        row, col = divmod(n, columns)
+        lx = x_px + 6 + col * col_w
+        ly = y_px + h_px - (legend_rows - row) * LEGEND_ROW_PX - 2
+        fig.lines.append(matplotlib.lines.Line2D(
+            [lx / fig.bbox.width, (lx + 12) / fig.bbox.width], [1 - (ly + 5) / fig.bbox.height] * 2,
+            color=PALETTE[n % len(PALETTE)], linewidth=1.5, transform=fig.transFigure))
+        fig.text((lx + 16) / fig.bbox.width, 1 - (ly + 5) / fig.bbox.height,
+                 shorten(label, int((col_w - 22) / char_px(FONT["legend"], 0.62))), color=TEXT,
+                 fontsize=FONT["legend"], va="center")
+
+
+def char_px(points: float, em: float) -> float:
+    """Width in pixels (at 100 dpi) of a character of `em` ems in a font of `points` points."""
+    return points * 100 / 72 * em
+
+
+def shorten(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[: max(1, chars - 1)] + "…"
+
+
+def draw(dashboard: dict[str, Any], prometheus: str, minutes: int, out: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig = render(dashboard, prometheus, minutes)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{dashboard['uid']}.png"
     fig.savefig(path, facecolor=BACKGROUND)
@@ -143,27 +205,66 @@ def draw(dashboard: dict[str, Any], prometheus: str, minutes: int, out: Path) ->
     return path
 
 
+def text_boxes(fig: Any) -> list[tuple[str, Any]]:
+    """(text, bounding box in pixels) of every non-empty text the renderer draws (tick labels outside
+    an axis' range exist but are not drawn: recording the draw calls leaves them out)."""
+    import matplotlib.text
+
+    found: list[tuple[str, Any]] = []
+    original = matplotlib.text.Text.draw
+
+    def record(self: Any, renderer: Any) -> None:
+        original(self, renderer)
+        if self.get_visible() and self.get_text().strip():
+            found.append((self.get_text(), self.get_window_extent(renderer)))
+
+    matplotlib.text.Text.draw = record  # type: ignore[method-assign]
+    try:
+        fig.canvas.draw()
+    finally:
+        matplotlib.text.Text.draw = original  # type: ignore[method-assign]
+    return found
+
+
+def overlapping_texts(fig: Any) -> list[tuple[str, str]]:
+    """Pairs of texts whose bounding boxes intersect (a fraction of a pixel of contact aside)."""
+    boxes = text_boxes(fig)
+    pairs = []
+    for i, (a, box_a) in enumerate(boxes):
+        for b, box_b in boxes[i + 1:]:
+            if (min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0) > 0.5
+                    and min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0) > 0.5):
+                pairs.append((a, b))
+    return pairs
+
+
 def draw_table(ax: Any, p: dict[str, Any], dashboard: dict[str, Any], prometheus: str, end: float,
-               range_: str) -> None:
+               range_: str, h_px: float) -> None:
     names = {o["matcher"]["options"]: o["properties"][0]["value"] for o in p["fieldConfig"]["overrides"]}
     order = p["transformations"][0]["options"]["indexByName"]
     columns = sorted(order, key=order.get)
     expr = substitute(p["targets"][0]["expr"], dashboard, "1m", range_)
     rows = sorted(query(prometheus, "query", query=expr, time=str(end)), key=lambda r: -float(r["value"][1]))
     header = [names.get(c, c) for c in columns]
+    row_px = FONT["table"] * 2.2
+    fits = max(1, int((h_px - TITLE_PX - 8) // row_px) - 1)
     lines = [[r["metric"].get(c, "") if c != "Value" else f"{float(r['value'][1]):.0f}" for c in columns]
-             for r in rows[: max(1, p["gridPos"]["h"] - 2)]]
+             for r in rows[:fits]]
     if not lines:
         ax.text(0.5, 0.5, "No data", color=MUTED, ha="center", va="center", transform=ax.transAxes)
         return
-    widths = [max(len(str(x)) for x in [h, *(line[i] for line in lines)]) + 2 for i, h in enumerate(header)]
-    step = 1 / (len(lines) + 1.5)
+    widths = [min(max(len(str(x)) for x in [h, *(line[i] for line in lines)]), 40) + 2
+              for i, h in enumerate(header)]
+    panel_chars = ax.bbox.width / char_px(FONT["table"], 0.61)  # DejaVu Sans Mono: 0.6 em per character
+    scale = min(1.0, (panel_chars - 2) / sum(widths))
     for row_i, line in enumerate([header, *lines]):
-        x = 0.01
+        x = 6 / ax.bbox.width
+        y = 1 - (TITLE_PX + 6 + (row_i + 0.5) * row_px) / h_px
         for i, cell in enumerate(line):
-            ax.text(x, 1 - (row_i + 1) * step, str(cell)[:48], color=TEXT if row_i else "#6e9fff",
-                    fontsize=6, va="center", transform=ax.transAxes, family="monospace")
-            x += min(widths[i], 50) / sum(min(w, 50) for w in widths) * 0.98
+            chars = max(3, int(widths[i] * scale) - 1)
+            ax.text(x, y, shorten(str(cell), chars), color=TEXT if row_i else "#6e9fff", fontsize=FONT["table"],
+                    va="center", transform=ax.transAxes, family="monospace")
+            x += widths[i] * scale / panel_chars
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,17 +40,14 @@ def main(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"netpol-exporter lint: error: {exc}", file=sys.stderr)
         return 2
+    for note in loaded.notes:  # skipped kinds, assumed namespaces: on stderr, also with --json
+        print(f"note: {note}", file=sys.stderr)
     if not loaded.policies and not loaded.invalid:
-        for note in loaded.notes:
-            print(f"note: {note}", file=sys.stderr)
         print(f"netpol-exporter lint: error: no NetworkPolicy found in {', '.join(args.policies)}", file=sys.stderr)
         return 2
     findings = lint(loaded)
     active = [f for f in findings if not f.suppressed]
     if args.json:
-        for note in loaded.notes:
-            if "assumed" in note:
-                print(f"note: {note}", file=sys.stderr)
         json.dump(
             [
                 {
@@ -69,8 +66,6 @@ def main(args: argparse.Namespace) -> int:
         )
         sys.stdout.write("\n")
     else:
-        for note in loaded.notes:
-            print(f"note: {note}", file=sys.stderr)
         for f in findings if args.show_suppressed else active:
             tag = f"{f.severity} (suppressed)" if f.suppressed else f.severity
             print(f"{f.where}: {tag} [{f.check}] {f.policy} {f.path}: {f.message}")

@@ -119,28 +119,28 @@ def test_malformed(line: bytes) -> None:
         decode_line(line)
 
 
-def test_shared_calico_samples(shared_samples: Path) -> None:
+def test_calico_enterprise_shapes() -> None:
+    """Our own lines in the shapes Calico Enterprise writes (calico_enterprise_shapes.jsonl): the fake log
+    generator's allowed records with process and TCP stats, the Elasticsearch document form (host,
+    @timestamp, all four policy lists, a pass hit before the allow), and a deny at aggregation level 1
+    (IPs kept, source port aggregated) where a security tier passes and the app tier's end denies."""
     import json
 
+    lines = (Path(__file__).parent / "calico_enterprise_shapes.jsonl").read_bytes().splitlines()
     pipeline = Pipeline()
-    expected_allowed = expected_denied = 0
-    for name in ("enterprise_fake_log_generator_flows.log", "enterprise_deny_flow_observability_clinic.jsonl",
-                 "enterprise_linseed_flow_logs_legacy.ndjson"):
-        lines = (shared_samples / "calico" / name).read_bytes().splitlines()
-        for line in lines:
-            rec = json.loads(line)
-            n = (rec.get("packets_in") or 0) + (rec.get("packets_out") or 0)
-            if rec["action"] == "allow":
-                expected_allowed += n
-            else:
-                expected_denied += n
-        pipeline.ingest(pipeline.source(name, "calico"), lines)
+    pipeline.ingest(pipeline.source("calico:shapes", "calico"), lines)
+    expected = {"allow": 0, "deny": 0}
+    for line in lines:
+        rec = json.loads(line)
+        expected[rec["action"]] += (rec.get("packets_in") or 0) + (rec.get("packets_out") or 0)
     total = {f: sum(e[0] for e in pipeline.stores[f].series.values()) for f in Family}
-    assert total[Family.ALLOWED] == expected_allowed
-    assert total[Family.DROPPED] == expected_denied == 5
+    assert total[Family.ALLOWED] == expected["allow"] == 89
+    assert total[Family.DROPPED] == expected["deny"] == 5
     denied = pipeline.stores[Family.DROPPED]
     assert denied.value(policy="hipstershop/app-hipstershop.checkoutservice", direction="ingress",
                         source="default/multitool", source_namespace="default",
                         destination="hipstershop/checkoutservice", destination_namespace="hipstershop",
                         destination_port="5050", protocol="TCP", reason="POLICY_DENIED") == 5
-    assert all(s.invalid == 0 for s in pipeline.self_metrics.sources.values())
+    allowed = {key[0] for key in pipeline.stores[Family.ALLOWED].series}
+    assert allowed == {"default-allow", "kube-system/dns-egress"}
+    assert pipeline.self_metrics.sources["calico:shapes"].invalid == 0

@@ -289,3 +289,32 @@ def test_preview_draws_each_dashboard(prometheus: Prometheus, tmp_path: Path) ->
     assert pngs == sorted(f"{d['uid']}.png" for d in committed().values())
     for png in tmp_path.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_preview_text_never_overlaps_and_rate_axes_start_at_zero(prometheus: Prometheus) -> None:
+    """The preview renderer's own bounding boxes: no text over another (titles, tick labels, legends,
+    table cells), all inside the picture; y axes of non-negative data start at 0; table text is at least
+    the size of axis text."""
+    require_module("matplotlib", "dashboards/preview.py draws with it")
+    import matplotlib.pyplot as plt
+
+    preview = load_module("preview.py")
+    assert preview.FONT["table"] >= preview.FONT["axis"]
+    for dashboard in committed().values():
+        fig = preview.render(dashboard, prometheus.url, 1)
+        try:
+            boxes = preview.text_boxes(fig)
+            assert len(boxes) > 30, dashboard["uid"]
+            assert preview.overlapping_texts(fig) == [], dashboard["uid"]
+            width, height = fig.bbox.width, fig.bbox.height
+            outside = [text for text, box in boxes if box.x0 < -0.5 or box.y0 < -0.5 or box.x1 > width + 0.5
+                       or box.y1 > height + 0.5]
+            assert outside == [], (dashboard["uid"], outside)
+            plotted = [ax for ax in fig.axes if ax.lines]
+            assert plotted, dashboard["uid"]
+            for ax in plotted:
+                ys = [y for line in ax.lines for y in line.get_ydata()]
+                if min(ys) >= 0:
+                    assert ax.get_ylim()[0] == 0, (dashboard["uid"], ax.get_ylim())
+        finally:
+            plt.close(fig)

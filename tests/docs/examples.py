@@ -3,7 +3,8 @@
 A block is classified by its content, or by a marker on a line just before its fence:
 `<!-- example: needs a cluster -->` (or Docker, a registry, a node's flow logs, TLS files...), `<!-- example:
 synopsis -->`, `<!-- example: runs until stopped -->`, `<!-- example: installs -->`, `<!-- example: fragment
-(...) -->`. Marked blocks are not run; they are listed. Unmarked blocks:
+(...) -->`. Marked blocks are not run; they are listed. `<!-- example: output of the block above, COLUMNS=N
+-->` marks the exact stdout of the shell block before it, run at that terminal width. Unmarked blocks:
 
 - shell (sh, bash, console, or unlabelled lines starting with `netpol-exporter`): every `netpol-exporter`
   command is run from the repository root and must exit 0. A shell block using kubectl, docker or helm
@@ -23,7 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)\s*$")
 MARKER = re.compile(r"^<!--\s*example:\s*(.+?)\s*-->\s*$")
-MARK_KINDS = ("needs ", "synopsis", "runs until stopped", "installs", "fragment")
+MARK_KINDS = ("needs ", "synopsis", "runs until stopped", "installs", "fragment", "output")
+OUTPUT = re.compile(r"^output of the block above, COLUMNS=(\d+)$")
 SHELL_LANGUAGES = {"sh", "bash", "console", "shell"}
 CLUSTER_TOOLS = re.compile(r"(^|[\s|;&(])(kubectl|docker|helm)\s")
 

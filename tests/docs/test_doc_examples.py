@@ -12,10 +12,11 @@ import pytest
 import yaml
 
 from exporter.config import Config, load_config
-from tests.docs.examples import CLUSTER_TOOLS, MARK_KINDS, REPO, Block, blocks
+from tests.docs.examples import CLUSTER_TOOLS, MARK_KINDS, OUTPUT, REPO, Block, blocks
 
 ALL = blocks()
 MARKED = [b for b in ALL if b.marker is not None]
+OUTPUTS = [(ALL[i - 1], b) for i, b in enumerate(ALL) if b.marker and b.marker.startswith("output")]
 SHELL = [b for b in ALL if b.marker is None and b.is_shell]
 YAML = [b for b in ALL if b.marker is None and b.language == "yaml"]
 PYTHON = [b for b in ALL if b.marker is None and b.language == "python"]
@@ -52,6 +53,18 @@ def test_shell_example_runs(block: Block, tmp_path: Path) -> None:
         proc = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=REPO, env=ENV, capture_output=True,
                               text=True, timeout=120)
         assert proc.returncode == 0, f"{block.where}: `{command}` exited {proc.returncode}:\n{proc.stderr[-2000:]}"
+
+
+@pytest.mark.parametrize(("command_block", "output"), OUTPUTS, ids=[o.where for _, o in OUTPUTS])
+def test_shown_output_is_what_the_command_prints(command_block: Block, output: Block) -> None:
+    match = OUTPUT.match(output.marker or "")
+    assert match, f"{output.where}: expected `output of the block above, COLUMNS=N`"
+    assert command_block.path == output.path and command_block.is_shell, f"{output.where}: no command above"
+    (command,) = _netpol_commands(command_block)
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=REPO, capture_output=True, text=True,
+                          env={**ENV, "COLUMNS": match.group(1)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == output.text, f"{output.where}: the docs show other output than `{command}` prints"
 
 
 @pytest.mark.parametrize("block", YAML, ids=_ids(YAML))
