@@ -2,8 +2,9 @@
 CiliumNetworkPolicies / CiliumClusterwideNetworkPolicies offline.
 
 Modules: `labels` (label selectors), `policy` (NetworkPolicy parsing and API-server validation),
-`cilium` (CNP/CCNP parsing and L3/L4 semantics), `evaluator` (reachability between endpoints),
-`connset` (allowed port sets, NetworkPolicies), `attribution` (which policy to name, for the
-Kubernetes enrichment), `flowattrib` (naming from policy files: `--policies`), `loading`/`modelfile`
-(YAML input), `lint`, and the `check`/`lint` commands.
+`cilium` (the CNP/CCNP model and its L3/L4 semantics), `cilium_parse` (their parsing and
+validation), `evaluator` (reachability between endpoints), `connset` (allowed port sets,
+NetworkPolicies), `attribution` (which policy to name, for the Kubernetes enrichment), `flowattrib`
+(naming from policy files: `--policies`), `loading`/`modelfile` (YAML input), `lint`, and the
+`check`/`lint` commands.
 """

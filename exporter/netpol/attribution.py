@@ -25,7 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.netpol.cilium import CILIUM_KINDS, CiliumPolicy, parse_cilium_policy
+from exporter.netpol.cilium import CILIUM_KINDS, CiliumPolicy
+from exporter.netpol.cilium_parse import parse_cilium_policy
 from exporter.netpol.errors import PolicyInvalid
 from exporter.netpol.evaluator import (
     CLUSTER_SCOPE,

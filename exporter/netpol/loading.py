@@ -17,7 +17,8 @@ from typing import Any, Generic, TypeVar
 
 import yaml
 
-from exporter.netpol.cilium import CILIUM_KINDS, CiliumPolicy, parse_cilium_policy
+from exporter.netpol.cilium import CILIUM_KINDS, CiliumPolicy
+from exporter.netpol.cilium_parse import parse_cilium_policy
 from exporter.netpol.errors import InputError, PolicyInvalid
 from exporter.netpol.policy import NetworkPolicy, parse_policy
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from exporter.netpol.cilium import parse_cilium_policy
+from exporter.netpol.cilium_parse import parse_cilium_policy
 from exporter.netpol.errors import PolicyInvalid
 from exporter.netpol.evaluator import UNDECIDED
 from tests.netpol.helpers import make_cluster, verdict
