@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from exporter.model import FAMILY_LABELS, Family
 from exporter.sources.options import FileOptions, GoldmanePushOptions, GoldmaneStreamOptions, RelayOptions
@@ -69,6 +69,9 @@ class Config(_Section):
     series: SeriesConfig = Field(default_factory=SeriesConfig)
     hubble: HubbleConfig = Field(default_factory=HubbleConfig)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    policies: list[str] = Field(
+        default_factory=list, description="Policy files or folders (- for stdin) naming the policies behind "
+        "verdicts without a cluster (docs/netpol.md); excludes kubernetes.kubeconfig and turns auto-detection off.")
     file: FileOptions = Field(default_factory=FileOptions)
     relay: RelayOptions = Field(default_factory=RelayOptions)
     goldmane_push: GoldmanePushOptions = Field(default_factory=GoldmanePushOptions)
@@ -81,6 +84,15 @@ class Config(_Section):
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"expected HOST:PORT, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _policies_or_cluster(self) -> Config:
+        if self.policies:
+            if self.kubernetes.kubeconfig or self.kubernetes.enabled:
+                raise ValueError("policies (policy files) and a Kubernetes API (kubernetes.kubeconfig / --kubeconfig, "
+                                 "kubernetes.enabled) exclude each other: attribute from files or from the cluster")
+            self.kubernetes.enabled = False  # no in-cluster auto-detection
+        return self
 
     def family_labels(self, family: Family) -> tuple[str, ...]:
         return tuple(name for name in FAMILY_LABELS[family] if name not in self.labels.disabled)
@@ -102,7 +114,7 @@ def _set_path(target: dict[str, Any], path: list[str], value: Any) -> None:
 def _env_overrides(env: Mapping[str, str], origins: dict[tuple[str, ...], str] | None = None) -> dict[str, Any]:
     """The NETPOL_EXPORTER_* values as a nested mapping; `origins` gets key path -> variable name."""
     out: dict[str, Any] = {}
-    list_keys = {("sources",), ("labels", "disabled")}
+    list_keys = {("sources",), ("labels", "disabled"), ("policies",)}
     for name, raw in env.items():
         if not name.startswith(ENV_PREFIX) or not raw:
             continue

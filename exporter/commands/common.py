@@ -13,10 +13,14 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML configuration file (see docs/configuration.md)")
     parser.add_argument("--kubeconfig", metavar="PATH", help="enrich flows from this cluster (kubeconfig)")
     parser.add_argument("--no-kubernetes", action="store_true", help="never contact a Kubernetes API server")
+    parser.add_argument("--policies", action="append", metavar="PATH",
+                        help="name the policies behind verdicts from these policy files or folders (repeatable; - "
+                             "for stdin); excludes --kubeconfig")
 
 
 def config_from_args(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Config:
-    """Load the configuration; on error print the message and exit 2."""
+    """Load the configuration; on error (a usage error too: --policies with --kubeconfig) print the
+    message and exit 2."""
     over: dict[str, Any] = dict(overrides or {})
     kube: dict[str, Any] = {}
     if getattr(args, "kubeconfig", None):
@@ -25,6 +29,8 @@ def config_from_args(args: argparse.Namespace, overrides: dict[str, Any] | None 
         kube["enabled"] = False
     if kube:
         over["kubernetes"] = kube
+    if getattr(args, "policies", None):
+        over["policies"] = args.policies
     try:
         return load_config(getattr(args, "config", None), overrides=over)
     except ConfigError as exc:

@@ -2,8 +2,9 @@
 
 Switched on when `kubernetes.enabled` is true, or when it is unset (auto) and a kubeconfig is given
 or the process runs in a pod (KUBERNETES_SERVICE_HOST). `--no-kubernetes` (enabled false) never
-contacts an API server. RBAC: get/list/watch on pods, replicasets (apps), namespaces and
-networkpolicies (networking.k8s.io), cluster-wide; nothing else.
+contacts an API server. RBAC: get/list/watch on pods, replicasets (apps), namespaces,
+networkpolicies (networking.k8s.io), ciliumnetworkpolicies and ciliumclusterwidenetworkpolicies
+(cilium.io; watched when their CRDs are served), cluster-wide; nothing else.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from exporter.config import Config, KubernetesConfig
 from exporter.counting import DEFAULT_DENY_REASON
 from exporter.exposition import MetricFamily
 from exporter.kube.enrich import Enricher
-from exporter.kube.kinds import KINDS, list_calls, sinks
+from exporter.kube.kinds import KINDS, OPTIONAL, list_calls, sinks
 from exporter.kube.metrics import policy_families, watch_families
 from exporter.kube.state import ClusterState
 from exporter.kube.watch import Watcher, WatchTiming
@@ -85,7 +86,8 @@ class KubeEnrichment:
         self.start_sync_wait_s = start_sync_wait_s
         calls = list_calls(api_client)
         kind_sinks = sinks(self.state)
-        self.watchers = {kind: Watcher(kind, calls[kind], kind_sinks[kind], timing) for kind in KINDS}
+        self.watchers = {kind: Watcher(kind, calls[kind], kind_sinks[kind], timing, optional=kind in OPTIONAL)
+                         for kind in KINDS}
         self._installed = False
         self._seed_task: asyncio.Task[None] | None = None
         self._seed_wanted: asyncio.Event | None = None
@@ -185,6 +187,7 @@ class KubeEnrichment:
             s = w.stats
             kinds[kind] = {
                 "synced": s.synced,
+                "served": s.served,
                 "connected": s.connected,
                 "objects": len(w.sink),
                 "errors": s.errors,

@@ -1,4 +1,9 @@
-"""The FlowCounter enricher: workload names from owner references, IP → pod, default-deny attribution.
+"""The FlowCounter enricher: workload names from owner references, IP → pod, policy attribution.
+
+Attribution follows the contract: a default-deny drop names the isolating policies; an unnamed
+`POLICY_DENY` drop or audit names the policies whose deny rules match (CiliumNetworkPolicies and
+CiliumClusterwideNetworkPolicies); an unnamed allowed verdict with `policy_match_type` ≥ 1 names
+the allowing policies. Nothing is named when the engine finds none.
 
 Called on the counting hot path (the pipeline's thread), after pairing and before labels are
 computed. Lookups are single dict reads of the watch-fed caches; the PolicyIndex is consulted
@@ -10,10 +15,12 @@ from __future__ import annotations
 
 from typing import Final
 
-from exporter.counting import DEFAULT_DENY_REASON
+from exporter.counting import DEFAULT_DENY_REASON, UNKNOWN_POLICY
 from exporter.kube.state import ClusterState, PodInfo
 from exporter.model import CALICO_FLOW, Family, FlowRecord, Peer
 from exporter.naming import UNKNOWN, WORLD, pod_peer_name, workload_from_pod_name
+from exporter.netpol.cilium import CLUSTER_ENTITIES, parse_ip
+from exporter.netpol.evaluator import Endpoint
 from exporter.netpol.labels import Labels
 from exporter.netpol.policy import EGRESS, INGRESS
 
@@ -22,7 +29,8 @@ _ADDRESS_ONLY: Final = frozenset({WORLD, UNKNOWN})
 # Hubble identity labels that are not pod labels.
 _CILIUM_ONLY_PREFIXES: Final = ("io.cilium.k8s.", "io.kubernetes.pod.namespace")
 _CACHE_LIMIT: Final = 65536
-_DROPPED: Final = Family.DROPPED
+_ALLOWED: Final = Family.ALLOWED
+_DENY_RULE_REASON: Final = "POLICY_DENY"
 
 AttributionKey = tuple[str, Labels, str]
 
@@ -44,18 +52,27 @@ class Enricher:
         self._named: dict[AttributionKey, tuple[str, ...]] = {}
         self._generation = -1
         self._hubble_labels: dict[tuple[str, ...], Labels | None] = {}
-        self.attributed = 0  # default-deny drops given their isolating policies' names
+        self._decided: dict[tuple[object, ...], tuple[str, ...]] = {}  # deny-rule / allow naming
+        self._decided_generation = -1
+        self.attributed = 0  # records given policy names (default-deny drops, deny rules, allows)
 
     def __call__(self, record: FlowRecord) -> FlowRecord:
         src, src_pod = self._resolve(record.source)
         dst, dst_pod = self._resolve(record.destination)
         record.source, record.destination = src, dst
-        if (record.verdict is _DROPPED and not record.policies and record.reason == DEFAULT_DENY_REASON
-                and record.kind != CALICO_FLOW):
+        if record.kind == CALICO_FLOW:
+            return record
+        verdict = record.verdict
+        named: tuple[str, ...] = ()
+        if verdict is not _ALLOWED and not record.policies and record.reason == DEFAULT_DENY_REASON:
             named = self._default_deny(record.direction, src, src_pod, dst, dst_pod)
-            if named:
-                record.policies = named
-                self.attributed += 1
+        elif ((verdict is not _ALLOWED and not record.policies and record.reason == _DENY_RULE_REASON)
+              or (verdict is _ALLOWED and getattr(record, "match_type", 0) >= 1
+                  and record.policies in ((), (UNKNOWN_POLICY,)))):
+            named = self._decided_names(record, src, src_pod, dst, dst_pod)
+        if named:
+            record.policies = named
+            self.attributed += 1
         return record
 
     # -- peers ----------------------------------------------------------------------------
@@ -122,6 +139,44 @@ class Enricher:
             if len(self._named) >= _CACHE_LIMIT:
                 self._named.clear()
             self._named[key] = named
+        return named
+
+    # -- deny rules and allows: the full evaluation, the peer included -------------------------
+    def _endpoint(self, peer: Peer, info: PodInfo | None) -> Endpoint | None:
+        if not peer.namespace:
+            if peer.name in CLUSTER_ENTITIES or peer.name == WORLD:
+                return Endpoint(key=peer.name, namespace=None, ip=parse_ip(peer.ip), entity=peer.name)
+            return None
+        labels = self._pod_labels(peer, info)
+        if labels is None:
+            return None
+        return self.state.index.pod_endpoint(peer.namespace, labels, peer.ip)
+
+    def _decided_names(self, record: FlowRecord, src: Peer, src_pod: PodInfo | None, dst: Peer,
+                       dst_pod: PodInfo | None) -> tuple[str, ...]:
+        direction = record.direction
+        if direction not in (INGRESS, EGRESS):
+            return ()
+        state = self.state
+        src_labels, dst_labels = self._pod_labels(src, src_pod), self._pod_labels(dst, dst_pod)
+        if state.policy_generation != self._decided_generation:
+            self._decided, self._decided_generation = {}, state.policy_generation
+        key = (record.verdict, direction, src.namespace, src_labels, src.name, src.ip,
+               dst.namespace, dst_labels, dst.name, dst.ip, record.protocol, record.port_or_type)
+        named = self._decided.get(key)
+        if named is not None:
+            return named
+        with state.lock:
+            source, destination = self._endpoint(src, src_pod), self._endpoint(dst, dst_pod)
+            pod, other = (destination, source) if direction == INGRESS else (source, destination)
+            named = ()
+            if pod is not None and other is not None and pod.namespace is not None:
+                port = record.port_or_type if record.protocol else None
+                side = state.index.decide(pod, other, direction, port, record.protocol)
+                named = side.allowing if record.verdict is _ALLOWED else side.denying
+        if len(self._decided) >= _CACHE_LIMIT:
+            self._decided.clear()
+        self._decided[key] = named
         return named
 
     def _default_deny(self, direction: str, src: Peer, src_pod: PodInfo | None, dst: Peer,

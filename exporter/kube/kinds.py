@@ -1,4 +1,9 @@
-"""The four watched kinds: how each one's JSON reaches ClusterState, and the client call that lists it."""
+"""The watched kinds: how each one's JSON reaches ClusterState, and the client call that lists it.
+
+Pods, ReplicaSets, Namespaces and NetworkPolicies always; CiliumNetworkPolicies and
+CiliumClusterwideNetworkPolicies when their CRDs are served (OPTIONAL: a 404 means "not served",
+an empty set that is checked again later, exporter.kube.watch).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,11 @@ from exporter.kube.objects import MetaOnly, Pod, decode_any
 from exporter.kube.state import ClusterState
 
 PODS, REPLICASETS, NAMESPACES, NETWORKPOLICIES = "pods", "replicasets", "namespaces", "networkpolicies"
-KINDS = (PODS, REPLICASETS, NAMESPACES, NETWORKPOLICIES)
+CNPS, CCNPS = "ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"
+KINDS = (PODS, REPLICASETS, NAMESPACES, NETWORKPOLICIES, CNPS, CCNPS)
+OPTIONAL: frozenset[str] = frozenset({CNPS, CCNPS})  # CRDs: watched when served
+POLICY_KIND_OF = {NETWORKPOLICIES: "NetworkPolicy", CNPS: "CiliumNetworkPolicy",
+                  CCNPS: "CiliumClusterwideNetworkPolicy"}
 
 _decode_pod = msgspec.json.Decoder(Pod).decode
 _decode_pods = msgspec.json.Decoder(list[Pod]).decode
@@ -77,25 +86,28 @@ class NamespaceSink:
 
 
 class NetworkPolicySink:
-    def __init__(self, state: ClusterState) -> None:
+    """NetworkPolicies, or (`kind`) CiliumNetworkPolicies / CiliumClusterwideNetworkPolicies."""
+
+    def __init__(self, state: ClusterState, kind: str = "NetworkPolicy") -> None:
         self.state = state
+        self.kind = kind
 
     def replace(self, items_json: list[bytes]) -> None:
         items: list[Any] = [obj for page in items_json for obj in decode_any(page)]
-        self.state.replace_policies([obj for obj in items if isinstance(obj, dict)])
+        self.state.replace_policies([obj for obj in items if isinstance(obj, dict)], self.kind)
 
     def apply(self, event_type: str, object_json: bytes) -> str:
         obj = decode_any(object_json)
         if not isinstance(obj, dict):
             return ""
         if event_type == "DELETED":
-            self.state.delete_policy(obj)
+            self.state.delete_policy(obj, self.kind)
         else:
-            self.state.upsert_policy(obj)
+            self.state.upsert_policy(obj, self.kind)
         return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
     def __len__(self) -> int:
-        return len(self.state.policies)
+        return sum(1 for p in self.state.policies.values() if p.kind == self.kind)
 
 
 COLLECTIONS = {
@@ -103,6 +115,8 @@ COLLECTIONS = {
     REPLICASETS: "/apis/apps/v1/replicasets",
     NAMESPACES: "/api/v1/namespaces",
     NETWORKPOLICIES: "/apis/networking.k8s.io/v1/networkpolicies",
+    CNPS: "/apis/cilium.io/v2/ciliumnetworkpolicies",
+    CCNPS: "/apis/cilium.io/v2/ciliumclusterwidenetworkpolicies",
 }
 
 
@@ -151,4 +165,6 @@ def sinks(state: ClusterState) -> dict[str, Any]:
         REPLICASETS: ReplicaSetSink(state),
         NAMESPACES: NamespaceSink(state),
         NETWORKPOLICIES: NetworkPolicySink(state),
+        CNPS: NetworkPolicySink(state, POLICY_KIND_OF[CNPS]),
+        CCNPS: NetworkPolicySink(state, POLICY_KIND_OF[CCNPS]),
     }

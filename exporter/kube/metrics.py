@@ -5,23 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from exporter.exposition import MetricFamily
-from exporter.kube.state import POLICY_KIND, ClusterState
+from exporter.kube.state import ClusterState
 from exporter.kube.watch import Watcher
 
 
 def policy_families(state: ClusterState) -> Iterator[MetricFamily]:
     info = MetricFamily(
         "networkpolicy_info", "gauge",
-        "1 for every NetworkPolicy in the cluster (Kubernetes enrichment), with its resourceVersion and generation.",
+        "1 for every NetworkPolicy, CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy in the cluster "
+        "(Kubernetes enrichment), with its resourceVersion and generation; `kind` tells an NP and a CNP of the "
+        "same namespace/name apart.",
         ("policy", "kind", "policy_namespace", "policy_name", "resource_version", "generation"))
     changed = MetricFamily(
         "networkpolicy_last_change_timestamp_seconds", "gauge",
         "Latest server-recorded write to the policy: max(creationTimestamp, managedFields[].time); when the "
-        "object carries neither, when the exporter saw its generation change.", ("policy",))
+        "object carries neither, when the exporter saw its generation change.", ("policy", "kind"))
     for p in state.policies.values():  # replaced, never mutated: safe to iterate
-        info.set(1, p.key, POLICY_KIND, p.namespace, p.name, p.resource_version, str(p.generation))
+        info.set(1, p.key, p.kind, p.namespace, p.name, p.resource_version, str(p.generation))
         if p.changed_at:
-            changed.set(p.changed_at, p.key)
+            changed.set(p.changed_at, p.key, p.kind)
     yield info
     yield changed
 
@@ -38,6 +40,9 @@ def watch_families(watchers: Mapping[str, Watcher]) -> Iterator[MetricFamily]:
                            "Lists after the first one, forced by 410 Gone (expired watch or continue token).",
                            ("kind",))
     objects = MetricFamily("netpol_exporter_kubernetes_objects", "gauge", "Objects held in the cache.", ("kind",))
+    served = MetricFamily("netpol_exporter_kubernetes_kind_served", "gauge",
+                          "1 when the cluster serves the kind; 0 while a CRD kind (Cilium policies) is not installed "
+                          "(looked for again every minute).", ("kind",))
     for kind, watcher in watchers.items():
         s = watcher.stats
         synced.set(1 if s.synced else 0, kind)
@@ -45,4 +50,5 @@ def watch_families(watchers: Mapping[str, Watcher]) -> Iterator[MetricFamily]:
         errors.set(s.errors, kind)
         relists.set(s.relists, kind)
         objects.set(len(watcher.sink), kind)
-    yield from (synced, up, errors, relists, objects)
+        served.set(1 if s.served else 0, kind)
+    yield from (synced, up, errors, relists, objects, served)

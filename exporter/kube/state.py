@@ -2,13 +2,15 @@
 
 Only what naming and attribution need is kept: per pod its namespace, name, labels, IPs and the
 controller owner; per ReplicaSet the workload that owns it; namespace labels and parsed
-NetworkPolicies (in the engine's PolicyIndex); per policy the few fields of `networkpolicy_info`.
+NetworkPolicies, CiliumNetworkPolicies and CiliumClusterwideNetworkPolicies (in the engine's
+PolicyIndex); per policy the few fields of `networkpolicy_info`.
 
 Threading: the watch threads write under `lock`; the pod maps are read without it (single dict
 lookups are atomic), the PolicyIndex is queried only under it (it is not thread-safe), and
 `policies` is replaced, never mutated, so scrapes can iterate it while a watch thread writes.
-A policy re-list builds a new PolicyIndex outside `lock` (writers serialize on `_writers`) and
-swaps it in, so the enricher never waits for a thousand policies to parse.
+A policy re-list (of one kind) builds a new PolicyIndex outside `lock` (writers serialize on
+`_writers`), keeping the other kinds' parsed policies, and swaps it in, so the enricher never
+waits for a thousand policies to parse.
 `policy_generation` changes whenever anything attribution depends on changes.
 """
 
@@ -24,6 +26,7 @@ from typing import Any, Final
 
 from exporter.kube.objects import MetaOnly, ObjectMeta, Pod
 from exporter.netpol.attribution import PolicyIndex
+from exporter.netpol.cilium import CiliumPolicy
 from exporter.netpol.labels import Labels
 from exporter.netpol.policy import DIRECTIONS
 from exporter.timeparse import parse_rfc3339_ns
@@ -31,6 +34,7 @@ from exporter.timeparse import parse_rfc3339_ns
 log = logging.getLogger("netpol_exporter.kube")
 
 POLICY_KIND: Final = "NetworkPolicy"
+POLICY_KINDS: Final = (POLICY_KIND, "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy")
 TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed"})
 # A CronJob names its Jobs `<cronjob>-<scheduled time in minutes since the epoch>`; accept times
 # from late 2011 on (22,000,000 min), above every YYYYMMDD date, so `migrate-20240101` keeps its name.
@@ -59,15 +63,16 @@ class PodInfo:
 
 @dataclass(frozen=True, slots=True)
 class PolicyInfo:
-    """One NetworkPolicy as `networkpolicy_info` and the zero-seeding see it."""
+    """One policy as `networkpolicy_info` and the zero-seeding see it."""
 
-    key: str  # "ns/name", the contract's policy value
+    key: str  # "ns/name" ("name" for a CCNP), the contract's policy value
     namespace: str
     name: str
     resource_version: str
     generation: int
     changed_at: float  # seconds since the epoch (see last_change_time)
     directions: tuple[str, ...]  # the directions it isolates: "ingress", "egress"
+    kind: str = POLICY_KIND
 
 
 def controller_owner(meta: ObjectMeta) -> tuple[str, str]:
@@ -127,7 +132,9 @@ class ClusterState:
         self.pods_by_ip: dict[str, PodInfo] = {}
         self.rs_workload: dict[tuple[str, str], str] = {}  # (ns, replicaset) → owning workload
         self.namespaces: set[str] = set()
-        self.policies: dict[str, PolicyInfo] = {}  # replaced on every change (copy-on-write)
+        # replaced on every change (copy-on-write); keyed by PolicyIndex.invalid_key: the policy value for a
+        # NetworkPolicy, "<Kind> <value>" for the Cilium kinds
+        self.policies: dict[str, PolicyInfo] = {}
         self.policy_generation = 0  # bumped when policies or namespace labels change
         self.rs_generation = 0  # bumped when ReplicaSets change (PodInfo.peer_name depends on them)
         self.on_policies_changed: list[Callable[[], None]] = []
@@ -240,61 +247,71 @@ class ClusterState:
             self.namespaces.discard(ns.metadata.name)
             self.policy_generation += 1
 
-    # -- networkpolicies ------------------------------------------------------------------
+    # -- policies (every kind) ------------------------------------------------------------
     @staticmethod
-    def _index_policy(index: PolicyIndex, obj: dict[str, Any], policies: dict[str, PolicyInfo], now: float) -> None:
+    def _index_policy(index: PolicyIndex, obj: dict[str, Any], policies: dict[str, PolicyInfo], now: float,
+                      kind: str = POLICY_KIND) -> None:
         """Feed one policy to the engine and `policies` (the caller guards `index`)."""
         meta = obj.get("metadata") or {}
         ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
-        key = f"{ns}/{name}"
-        index.upsert_policy(obj)
-        if key in index.invalid:
-            log.warning("NetworkPolicy %s is not valid and is ignored for attribution: %s", key, index.invalid[key])
-        parsed = next((p for p in index.policies(ns) if p.name == name), None)
-        directions = tuple(d for d in DIRECTIONS if parsed is not None and parsed.affects(d))
+        if kind == "CiliumClusterwideNetworkPolicy":
+            ns = ""
+        key = PolicyIndex.invalid_key(kind, ns, name)
+        parsed = index.upsert_policy(obj, kind)
+        if parsed is None:
+            log.warning("%s %s is not valid and is ignored for attribution: %s", kind, key, index.invalid.get(key))
+        directions = tuple(d for d in DIRECTIONS if parsed is not None and _isolates_somewhere(parsed, d))
         generation = int(meta.get("generation") or 0)
         previous = policies.get(key)
         changed_at = last_change_time(meta)
         if not changed_at:  # no server timestamps: when this exporter saw the generation change
             same = previous is not None and previous.generation == generation
             changed_at = previous.changed_at if same and previous is not None else now
-        policies[key] = PolicyInfo(key, ns, name, str(meta.get("resourceVersion") or ""), generation,
-                                   changed_at, directions)
+        value = f"{ns}/{name}" if ns else name
+        policies[key] = PolicyInfo(value, ns, name, str(meta.get("resourceVersion") or ""), generation,
+                                   changed_at, directions, kind)
 
-    def replace_policies(self, items: Iterable[dict[str, Any]]) -> None:
+    def replace_policies(self, items: Iterable[dict[str, Any]], kind: str = POLICY_KIND) -> None:
+        """A complete list of one kind (an absent CRD: an empty list)."""
         now = time.time()
         with self._writers:  # build aside; readers keep using the current index meanwhile
             index = PolicyIndex()
             for name, labels in self.namespace_labels.items():
                 index.set_namespace(name, labels)
+            for policy in self.index.all_policies():  # the other kinds stay as they are
+                if policy.kind != kind:
+                    index.add_parsed(policy)
             old = self.policies
-            fresh: dict[str, PolicyInfo] = {}
+            fresh: dict[str, PolicyInfo] = {k: v for k, v in old.items() if v.kind != kind}
             for obj in items:
-                previous = old.get(_policy_key(obj))
+                previous = old.get(_policy_key(obj, kind))
                 if previous is not None:
-                    fresh[previous.key] = previous  # keeps changed_at for objects without timestamps
-                self._index_policy(index, obj, fresh, now)
+                    fresh[_policy_key(obj, kind)] = previous  # keeps changed_at for objects without timestamps
+                self._index_policy(index, obj, fresh, now, kind)
+            for key, reason in self.index.invalid.items():  # invalid objects of the other kinds stay listed
+                if not key.startswith(f"{kind} ") and (kind != POLICY_KIND or " " in key):
+                    index.invalid.setdefault(key, reason)
             with self.lock:
                 self.index = index
                 self.policies = fresh
                 self.policy_generation += 1
         self._notify()
 
-    def upsert_policy(self, obj: dict[str, Any]) -> None:
+    def upsert_policy(self, obj: dict[str, Any], kind: str = POLICY_KIND) -> None:
         with self._writers, self.lock:
             policies = dict(self.policies)
-            self._index_policy(self.index, obj, policies, time.time())
+            self._index_policy(self.index, obj, policies, time.time(), kind)
             self.policies = policies
             self.policy_generation += 1
         self._notify()
 
-    def delete_policy(self, obj: dict[str, Any]) -> None:
+    def delete_policy(self, obj: dict[str, Any], kind: str = POLICY_KIND) -> None:
         meta = obj.get("metadata") or {}
         ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
         with self._writers, self.lock:
-            self.index.delete_policy(ns, name)
+            self.index.delete_policy(ns, name, kind)
             policies = dict(self.policies)
-            policies.pop(f"{ns}/{name}", None)
+            policies.pop(_policy_key(obj, kind), None)
             self.policies = policies
             self.policy_generation += 1
         self._notify()
@@ -304,6 +321,15 @@ class ClusterState:
             callback()
 
 
-def _policy_key(obj: dict[str, Any]) -> str:
+def _policy_key(obj: dict[str, Any], kind: str = POLICY_KIND) -> str:
     meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
+    ns = "" if kind == "CiliumClusterwideNetworkPolicy" else str(meta.get("namespace") or "")
+    name = str(meta.get("name") or "")
+    return PolicyIndex.invalid_key(kind, ns, name) if ns or kind != POLICY_KIND else f"/{name}"
+
+
+def _isolates_somewhere(policy: Any, direction: str) -> bool:
+    """Whether the policy puts the pods it selects in default deny for `direction`."""
+    if isinstance(policy, CiliumPolicy):
+        return any(r.subject is not None and r.isolates(direction) for r in policy.rules)
+    return bool(policy.affects(direction))

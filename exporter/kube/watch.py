@@ -9,6 +9,10 @@ continue token expired) means the history is gone: list again. Any other failure
 timeouts, 5xx, 403) backs off exponentially and retries the watch from the last resourceVersion,
 or the list when there is none. The cache keeps its last known state meanwhile.
 
+An optional kind (a CRD such as CiliumNetworkPolicy) answering 404 is not served: its cache is
+emptied, it counts as synced (there is nothing to know), and the list is tried again every
+`absent_recheck_s`, so a CRD installed later is picked up (and one removed is emptied).
+
 The client is used with `_preload_content=False`: responses are decoded with msgspec into the
 few fields the enrichment reads, not into the client's models.
 """
@@ -48,6 +52,7 @@ class WatchFailed(Exception):
 @dataclass
 class WatchStats:
     synced: bool = False  # a complete list has been loaded (stays true through outages)
+    served: bool = True  # False while an optional kind's resource answers 404 (CRD not installed)
     connected: bool = False  # the last request succeeded and the watch is streaming
     errors: int = 0
     relists: int = 0  # lists after the first (410 Gone)
@@ -66,6 +71,7 @@ class WatchTiming:
     read_timeout_s: float = 60.0  # list requests; watches get watch_timeout_s + this
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+    absent_recheck_s: float = 60.0  # how often an optional kind that is not served is looked for again
 
 
 def _short(exc: BaseException) -> str:
@@ -79,8 +85,10 @@ def _short(exc: BaseException) -> str:
 
 
 class Watcher:
-    def __init__(self, kind: str, list_call: Callable[..., Any], sink: Sink, timing: WatchTiming | None = None) -> None:
+    def __init__(self, kind: str, list_call: Callable[..., Any], sink: Sink, timing: WatchTiming | None = None,
+                 *, optional: bool = False) -> None:
         self.kind = kind
+        self.optional = optional
         self.list_call = list_call
         self.sink = sink
         self.timing = timing or WatchTiming()
@@ -135,10 +143,26 @@ class Watcher:
             except Exception as exc:
                 if self._stopping.is_set():
                     break
+                if self.optional and getattr(exc, "status", None) == 404:
+                    self._not_served()
+                    rv = None
+                    self._stopping.wait(self.timing.absent_recheck_s)
+                    continue
                 self._failed(exc, backoff)
                 self._stopping.wait(backoff * random.uniform(0.8, 1.2))
                 backoff = min(backoff * 2, self.timing.backoff_max_s)
         self.stats.connected = False
+
+    def _not_served(self) -> None:
+        stats = self.stats
+        if stats.served or not stats.synced:
+            log.info("kubernetes %s: not served by this cluster (CRD not installed); looking again every %gs",
+                     self.kind, self.timing.absent_recheck_s)
+            self.sink.replace([])
+        stats.served = False
+        stats.synced = stats.connected = True  # nothing to watch is a complete, healthy state
+        stats.last_sync_time = time.time()
+        stats.synced_event.set()
 
     def _failed(self, exc: Exception, backoff: float) -> None:
         stats = self.stats
@@ -177,7 +201,10 @@ class Watcher:
                 break
         self.sink.replace(pages)
         stats = self.stats
-        if stats.synced:
+        if not stats.served:
+            log.info("kubernetes %s: now served; %d objects", self.kind, len(self.sink))
+            stats.served = True
+        elif stats.synced:
             log.info("kubernetes %s: re-listed %d objects", self.kind, len(self.sink))
         stats.synced = stats.connected = True
         stats.last_sync_time = time.time()

@@ -1,6 +1,8 @@
 """`netpol-exporter check MODEL.yaml [--policies PATH ...] [--json]`: probes against policies.
 
-Exit 0 when every probe's `expect` holds, 1 when one does not, 2 on invalid input.
+Exit 0 when every probe's `expect` holds, 1 when one does not, 2 on invalid input. A probe whose
+verdict depends on what offline evaluation cannot decide (Cilium `toFQDNs`, `toServices`, ...) is
+reported `undecided` and left unchecked, never guessed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from exporter.netpol.errors import InputError
-from exporter.netpol.evaluator import DirectionVerdict, Verdict
+from exporter.netpol.evaluator import UNDECIDED, DirectionVerdict, Verdict
 from exporter.netpol.modelfile import Model, Probe, load_model
 
 
@@ -25,7 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PATH",
-        help="NetworkPolicy YAML file or folder (repeatable); a kustomization folder is read or rendered",
+        help="NetworkPolicy/CiliumNetworkPolicy/CiliumClusterwideNetworkPolicy YAML file or folder, or - for "
+        "stdin (repeatable); a kustomization folder is read or rendered",
     )
     from exporter.netpol.loading import add_namespace_argument
 
@@ -43,11 +46,13 @@ class ProbeResult:
 
     @property
     def outcome(self) -> str:
-        return "allow" if self.verdict.allowed else "deny"
+        return self.verdict.outcome  # allow | deny | undecided
 
     @property
     def ok(self) -> bool | None:
-        return None if self.probe.expect is None else self.probe.expect == self.outcome
+        if self.probe.expect is None or self.outcome == UNDECIDED:
+            return None
+        return self.probe.expect == self.outcome
 
 
 def run_probes(model: Model) -> list[ProbeResult]:
@@ -65,10 +70,14 @@ def describe_side(side: DirectionVerdict | None, self_traffic: bool) -> str:
         return "self (always allowed)"
     if side is None:
         return "outside cluster"
-    if not side.isolated:
-        return "not isolated"
+    if side.denying:
+        return "denied by " + ", ".join(side.denying)
+    if side.outcome == UNDECIDED:
+        return "undecided: not evaluated offline in " + ", ".join(side.undecided)
     if side.allowing:
         return "allowed by " + ", ".join(side.allowing)
+    if not side.isolated:
+        return "not isolated"
     return "denied: isolated by " + ", ".join(side.isolating)
 
 
@@ -117,7 +126,10 @@ def _side_json(side: DirectionVerdict | None) -> dict[str, Any] | None:
         "isolated": side.isolated,
         "isolating": list(side.isolating),
         "allowing": list(side.allowing),
+        "denying": list(side.denying),
+        "undecided": list(side.undecided),
         "allowed": side.allowed,
+        "outcome": side.outcome,
     }
 
 
@@ -142,6 +154,7 @@ def results_json(results: list[ProbeResult]) -> dict[str, Any]:
         ],
         "passed": sum(1 for r in results if r.ok is True),
         "failed": sum(1 for r in results if r.ok is False),
+        "undecided": sum(1 for r in results if r.outcome == UNDECIDED),
     }
 
 
@@ -152,7 +165,7 @@ def main(args: argparse.Namespace) -> int:
         loaded = load_policies(args.policies, args.namespace) if args.policies else None
         if loaded is not None and loaded.invalid:
             for message in loaded.invalid_messages():
-                print(f"netpol-exporter check: invalid NetworkPolicy: {message}", file=sys.stderr)
+                print(f"netpol-exporter check: invalid policy: {message}", file=sys.stderr)
             return 2
         extra = [lp.policy for lp in loaded.policies] if loaded is not None else []
         model = load_model(args.model, extra)
@@ -169,7 +182,9 @@ def main(args: argparse.Namespace) -> int:
     else:
         render_table(results, sys.stdout)
         passed = sum(1 for r in results if r.ok is True)
+        undecided = sum(1 for r in results if r.outcome == UNDECIDED)
         print(
             f"\n{len(results)} probes: {passed} as expected, {failed} not, {len(results) - passed - failed} unchecked"
+            + (f" ({undecided} undecided: not evaluated offline)" if undecided else "")
         )
     return 1 if failed else 0

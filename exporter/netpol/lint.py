@@ -11,6 +11,12 @@ Checks (id — severity):
 - `open-peers` — warning: a rule with `from: []`/`to: []` (or no list): every peer, in the cluster
   and outside it.
 - `ignored-rules` — warning: rules for a direction the policy's `policyTypes` leaves out.
+- `not-evaluated` — info (CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy): parts offline
+  evaluation cannot decide (`toFQDNs`, `toServices`, groups, nodes, requirements, CIDR groups,
+  host policies) or decides only in part (L7 rules: their ports); `check` reports verdicts that
+  depend on them `undecided`, attribution never names a policy on their account.
+
+The NetworkPolicy checks above apply to NetworkPolicies; Cilium policies get `not-evaluated`.
 
 A policy can acknowledge findings with the annotation `netpol-exporter.io/lint-ignore: "id,id"`;
 those are reported as suppressed and never fail the run.
@@ -20,7 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any, cast
 
+from exporter.netpol.cilium import CiliumPolicy
 from exporter.netpol.coverage import rule_covers, selector_covers
 from exporter.netpol.evaluator import Endpoint, rule_matches_peer, rule_matches_ports, selects
 from exporter.netpol.labels import Labels, LabelSelector
@@ -53,11 +61,11 @@ class Finding:
         return (self.policy, self.path, self.check, self.message)
 
 
-def _finding(lp: LoadedPolicy, severity: str, check: str, path: str, message: str) -> Finding:
+def _finding(lp: LoadedPolicy[Any], severity: str, check: str, path: str, message: str) -> Finding:
     return Finding(severity, check, lp.policy.key, path, message, lp.document.location(path))
 
 
-def _check_or_peers(lp: LoadedPolicy) -> Iterable[Finding]:
+def _check_or_peers(lp: LoadedPolicy[NetworkPolicy]) -> Iterable[Finding]:
     policy = lp.policy
     for rule in (*policy.ingress, *policy.egress):
         peers = rule.peers or ()
@@ -88,7 +96,7 @@ def _selector_paths(policy: NetworkPolicy) -> Iterable[tuple[str, LabelSelector]
                 yield f"{rule.path}.{rule.peers_field}[{i}].namespaceSelector", peer.namespace_selector
 
 
-def _check_name_label(lp: LoadedPolicy) -> Iterable[Finding]:
+def _check_name_label(lp: LoadedPolicy[NetworkPolicy]) -> Iterable[Finding]:
     for path, selector in _selector_paths(lp.policy):
         keys = {r.key for r in selector.requirements}
         if "name" in keys:
@@ -130,7 +138,7 @@ def _allows_dns(policy: NetworkPolicy) -> bool:
     return False
 
 
-def _check_no_dns(lp: LoadedPolicy, dns_policies: Sequence[NetworkPolicy]) -> Iterable[Finding]:
+def _check_no_dns(lp: LoadedPolicy[NetworkPolicy], dns_policies: Sequence[NetworkPolicy]) -> Iterable[Finding]:
     """`dns_policies`: the policies of the namespace that allow DNS."""
     policy = lp.policy
     if not policy.affects_egress:
@@ -154,7 +162,7 @@ def _check_no_dns(lp: LoadedPolicy, dns_policies: Sequence[NetworkPolicy]) -> It
     )
 
 
-def _check_open_peers(lp: LoadedPolicy) -> Iterable[Finding]:
+def _check_open_peers(lp: LoadedPolicy[NetworkPolicy]) -> Iterable[Finding]:
     for rule in (*lp.policy.ingress, *lp.policy.egress):
         if rule.peers is not None:
             continue
@@ -173,7 +181,7 @@ def _check_open_peers(lp: LoadedPolicy) -> Iterable[Finding]:
         )
 
 
-def _check_ignored_rules(lp: LoadedPolicy) -> Iterable[Finding]:
+def _check_ignored_rules(lp: LoadedPolicy[NetworkPolicy]) -> Iterable[Finding]:
     policy = lp.policy
     for direction, rules, affected in (
         (INGRESS, policy.ingress, policy.affects_ingress),
@@ -189,10 +197,15 @@ def _check_ignored_rules(lp: LoadedPolicy) -> Iterable[Finding]:
             )
 
 
-def _check_shadowed(policies: Sequence[LoadedPolicy]) -> Iterable[Finding]:
+def _check_cilium(lp: LoadedPolicy[Any], policy: CiliumPolicy) -> Iterable[Finding]:
+    for path, why in policy.notes:
+        yield _finding(lp, "info", "not-evaluated", path, why)
+
+
+def _check_shadowed(policies: Sequence[LoadedPolicy[NetworkPolicy]]) -> Iterable[Finding]:
     """Rules another rule of the same namespace covers, for every pod the shadowed rule's policy selects."""
     order = {id(lp.policy): n for n, lp in enumerate(policies)}
-    by_namespace: dict[str, list[LoadedPolicy]] = {}
+    by_namespace: dict[str, list[LoadedPolicy[NetworkPolicy]]] = {}
     for lp in policies:
         by_namespace.setdefault(lp.policy.namespace, []).append(lp)
     for lp in policies:
@@ -215,7 +228,11 @@ def _check_shadowed(policies: Sequence[LoadedPolicy]) -> Iterable[Finding]:
 
 
 def _broader_rule(
-    policy: NetworkPolicy, rule: Rule, policies: Sequence[LoadedPolicy], order: dict[int, int], direction: str
+    policy: NetworkPolicy,
+    rule: Rule,
+    policies: Sequence[LoadedPolicy[NetworkPolicy]],
+    order: dict[int, int],
+    direction: str,
 ) -> tuple[NetworkPolicy, Rule] | None:
     mine = (order[id(policy)], rule.index)
     my_pairs = policy.pod_selector.exact_pairs
@@ -251,28 +268,36 @@ def lint(loaded: Loaded) -> list[Finding]:
             )
         )
     dns_by_namespace: dict[str, list[NetworkPolicy]] = {}
-    for lp in loaded.policies:
-        if _allows_dns(lp.policy):
-            dns_by_namespace.setdefault(lp.policy.namespace, []).append(lp.policy)
-    for lp in loaded.policies:
-        findings.extend(_check_or_peers(lp))
-        findings.extend(_check_name_label(lp))
-        findings.extend(_check_no_dns(lp, dns_by_namespace.get(lp.policy.namespace, [])))
-        findings.extend(_check_open_peers(lp))
-        findings.extend(_check_ignored_rules(lp))
-    findings.extend(_check_shadowed(loaded.policies))
+    kube = [cast("LoadedPolicy[NetworkPolicy]", lp) for lp in loaded.policies if isinstance(lp.policy, NetworkPolicy)]
+    for any_lp in loaded.policies:
+        if isinstance(any_lp.policy, CiliumPolicy):
+            findings.extend(_check_cilium(any_lp, any_lp.policy))
+    for kp in kube:
+        if _allows_dns(kp.policy):
+            dns_by_namespace.setdefault(kp.policy.namespace, []).append(kp.policy)
+    for kp in kube:
+        findings.extend(_check_or_peers(kp))
+        findings.extend(_check_name_label(kp))
+        findings.extend(_check_no_dns(kp, dns_by_namespace.get(kp.policy.namespace, [])))
+        findings.extend(_check_open_peers(kp))
+        findings.extend(_check_ignored_rules(kp))
+    findings.extend(_check_shadowed(kube))
     ignored = {lp.policy.key: _ignored_checks(lp.policy) for lp in loaded.policies}
     findings = [replace(f, suppressed=True) if f.check in ignored.get(f.policy, ()) else f for f in findings]
     return sorted(findings, key=Finding.sort_key)
 
 
-def _ignored_checks(policy: NetworkPolicy) -> frozenset[str]:
+def _ignored_checks(policy: NetworkPolicy | CiliumPolicy) -> frozenset[str]:
     value = dict(policy.annotations).get(IGNORE_ANNOTATION, "")
     return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
 def _doc_policy_name(obj: object) -> str:
-    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(obj, dict):
+        return "?"
+    meta = obj.get("metadata")
     if isinstance(meta, dict):
+        if obj.get("kind") == "CiliumClusterwideNetworkPolicy":
+            return str(meta.get("name") or "?")
         return f"{meta.get('namespace') or '?'}/{meta.get('name') or '?'}"
     return "?"

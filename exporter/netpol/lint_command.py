@@ -18,7 +18,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="append",
         required=True,
         metavar="PATH",
-        help="NetworkPolicy YAML file or folder (repeatable); a kustomization folder is read or rendered",
+        help="NetworkPolicy/CiliumNetworkPolicy/CiliumClusterwideNetworkPolicy YAML file or folder, or - for "
+        "stdin (repeatable); a kustomization folder is read or rendered",
     )
     from exporter.netpol.loading import add_namespace_argument
 

@@ -1,4 +1,5 @@
-"""Reading NetworkPolicies from YAML files, folders and kustomizations.
+"""Reading NetworkPolicies, CiliumNetworkPolicies and CiliumClusterwideNetworkPolicies from YAML
+files, folders, kustomizations and stdin (`-`).
 
 Every problem is reported with the file, the line and the field path inside the object.
 """
@@ -12,12 +13,17 @@ import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import yaml
 
+from exporter.netpol.cilium import CILIUM_KINDS, CiliumPolicy
+from exporter.netpol.cilium_parse import parse_cilium_policy
 from exporter.netpol.errors import InputError, PolicyInvalid
 from exporter.netpol.policy import NetworkPolicy, parse_policy
+
+AnyPolicy = NetworkPolicy | CiliumPolicy
+POLICY_KINDS = ("NetworkPolicy", *CILIUM_KINDS)
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 KUSTOMIZE_TIMEOUT_S = 60
@@ -49,15 +55,26 @@ class Document:
         return f"{at} ({self.label}{name}){': ' + path if path else ''}"
 
 
+def parse_any_policy(obj: Any, default_namespace: str | None = None) -> AnyPolicy:
+    """A NetworkPolicy, CNP or CCNP by its `kind` (PolicyInvalid when invalid)."""
+    kind = obj.get("kind") if isinstance(obj, Mapping) else None
+    if kind in CILIUM_KINDS:
+        return parse_cilium_policy(obj, default_namespace)
+    return parse_policy(obj, default_namespace)
+
+
+P = TypeVar("P", NetworkPolicy, CiliumPolicy, AnyPolicy)
+
+
 @dataclass(frozen=True)
-class LoadedPolicy:
-    policy: NetworkPolicy
+class LoadedPolicy(Generic[P]):
+    policy: P
     document: Document
 
 
 @dataclass
 class Loaded:
-    policies: list[LoadedPolicy] = field(default_factory=list)
+    policies: list[LoadedPolicy[AnyPolicy]] = field(default_factory=list)
     invalid: list[tuple[Document, PolicyInvalid]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -165,10 +182,27 @@ def _kustomization(directory: Path) -> list[Document]:
     return documents(Path(os.path.normpath(directory / r)) for r in resources)
 
 
+def _stdin_documents() -> list[Document]:
+    import sys
+
+    try:
+        text = sys.stdin.read()
+    except UnicodeDecodeError:
+        raise InputError("<stdin>: not UTF-8 text") from None
+    return list(_documents_from_text(text, "<stdin>"))
+
+
 def documents(paths: Iterable[str | Path]) -> list[Document]:
-    """Documents of files, folders (*.yaml/*.yml, recursively, sorted) and kustomization folders."""
+    """Documents of files, folders (*.yaml/*.yml, recursively, sorted), kustomization folders and
+    `-` (stdin, read once: `kubectl get -o yaml` or `kubectl kustomize` output)."""
     docs: list[Document] = []
+    stdin_read = False
     for raw in paths:
+        if str(raw) == "-":
+            if not stdin_read:
+                docs.extend(_stdin_documents())
+                stdin_read = True
+            continue
         path = Path(raw)
         if path.is_dir():
             if any((path / k).is_file() for k in KUSTOMIZATION_FILES):
@@ -185,29 +219,31 @@ def documents(paths: Iterable[str | Path]) -> list[Document]:
 
 
 def collect_policies(docs: Sequence[Document], default_namespace: str | None = None) -> Loaded:
-    """Parse the NetworkPolicies among `docs`; other kinds are skipped with a note."""
+    """Parse the NetworkPolicies, CNPs and CCNPs among `docs`; other kinds are skipped with a note."""
     loaded = Loaded()
-    seen: dict[str, Document] = {}
+    seen: dict[tuple[str, str], Document] = {}
     for doc in docs:
         if not isinstance(doc.obj, Mapping):
             raise InputError(f"{doc.where()}: expected a Kubernetes object, got {type(doc.obj).__name__}")
         kind = doc.obj.get("kind")
-        if kind != "NetworkPolicy":
+        if kind not in POLICY_KINDS:
             loaded.notes.append(f"{doc.where()}: skipped kind {kind or '(none)'}")
             continue
         try:
-            policy = parse_policy(doc.obj, default_namespace)
+            policy = parse_any_policy(doc.obj, default_namespace)
         except PolicyInvalid as exc:
             loaded.invalid.append((doc, exc))
             continue
-        if policy.key in seen:
+        ident = (policy.kind, policy.key)
+        if ident in seen:
             raise InputError(
-                f"{doc.where()}: duplicate NetworkPolicy {policy.key} (first at {seen[policy.key].where()})"
+                f"{doc.where()}: duplicate {policy.kind} {policy.key} (first at {seen[ident].where()})"
             )
-        seen[policy.key] = doc
+        seen[ident] = doc
         loaded.policies.append(LoadedPolicy(policy, doc))
         meta = doc.obj.get("metadata")
-        if default_namespace and not (isinstance(meta, Mapping) and meta.get("namespace")):
+        written = isinstance(meta, Mapping) and meta.get("namespace")
+        if default_namespace and policy.namespace is not None and not written:
             loaded.notes.append(f"{doc.where()}: no metadata.namespace: assumed namespace {policy.namespace}")
     return loaded
 

@@ -3,8 +3,9 @@
 ```yaml
 namespaces: {NAME: {LABEL: VALUE}}            # kubernetes.io/metadata.name is added
 pods: [{name, namespace, labels, ip, ports: [{name, port, protocol}]}]
-policies: [NetworkPolicy, ...]                # optional; --policies adds more
-probes: [{from: NS/POD | IP, to: NS/POD | IP, port: N | NAME, protocol: TCP, expect: allow | deny}]
+policies: [NetworkPolicy | CNP | CCNP, ...]   # optional; --policies adds more
+probes: [{from: NS/POD | IP | ENTITY, to: ..., port: N | NAME, protocol: TCP, expect: allow | deny}]
+# ENTITY: a Cilium reserved identity (host, remote-node, kube-apiserver, health, init, ingress, unmanaged)
 reachability:                                 # optional: a matrix over every ordered pod pair
   - {port: 80, protocol: TCP, default: allow,
      rules: [{from: "x/*", to: "y/a", expect: deny}]}   # fnmatch patterns, later rules win
@@ -21,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from exporter.netpol.attribution import NAMESPACE_NAME_LABEL
+from exporter.netpol.cilium import CLUSTER_ENTITIES
 from exporter.netpol.errors import InputError, PolicyInvalid
 from exporter.netpol.evaluator import ContainerPort, Endpoint, Verdict, evaluate, group_by_namespace
 from exporter.netpol.labels import Labels, validate_label_key, validate_label_value
-from exporter.netpol.loading import Document, read_documents
-from exporter.netpol.policy import PROTOCOLS, NetworkPolicy, parse_policy
+from exporter.netpol.loading import AnyPolicy, Document, parse_any_policy, read_documents
+from exporter.netpol.policy import PROTOCOLS
 
 
 @dataclass(frozen=True)
@@ -44,19 +46,24 @@ class Cluster:
 
     namespaces: dict[str, Labels] = field(default_factory=dict)
     pods: dict[str, Endpoint] = field(default_factory=dict)  # "ns/name" → pod
-    policies: list[NetworkPolicy] = field(default_factory=list)
+    policies: list[AnyPolicy] = field(default_factory=list)
 
     def add_namespace(self, name: str, labels: Mapping[str, str] | None = None) -> None:
         self.namespaces[name] = Labels({NAMESPACE_NAME_LABEL: name, **(labels or {})})
 
     def endpoint(self, ref: str) -> Endpoint:
-        """`ns/pod`, a pod's IP, or an IP outside the cluster."""
+        """`ns/pod`, a pod's IP, an IP outside the cluster, or a Cilium entity (`host`, ...)."""
         if ref in self.pods:
             return self.pods[ref]
+        if ref in CLUSTER_ENTITIES:
+            return Endpoint(key=ref, namespace=None, entity=ref)
         try:
             ip = ipaddress.ip_address(ref)
         except ValueError:
-            raise KeyError(f"{ref!r} is neither a pod (namespace/name) of the model nor an IP address") from None
+            raise KeyError(
+                f"{ref!r} is neither a pod (namespace/name) of the model, an IP address nor an entity "
+                f"({', '.join(sorted(CLUSTER_ENTITIES))})"
+            ) from None
         owners = [p for p in self.pods.values() if p.ip == ip]
         if len(owners) > 1:
             raise KeyError(f"{ref} is the IP of several pods ({', '.join(p.key for p in owners)}); name the pod")
@@ -112,16 +119,24 @@ def _labels(doc: Document, obj: Any, path: str) -> Labels:
     return Labels(labels)
 
 
-def _protocol(doc: Document, value: Any, path: str) -> str:
+_PROBE_PROTOCOLS = {p.upper(): p for p in (*PROTOCOLS, "ICMPv4", "ICMPv6")}
+
+
+def _protocol(doc: Document, value: Any, path: str, icmp: bool = False) -> str:
     protocol = "TCP" if value is None else str(value).upper()
-    if protocol not in PROTOCOLS:
-        raise _fail(doc, path, f"protocol must be TCP, UDP or SCTP, got {value!r}")
-    return protocol
+    if protocol not in PROTOCOLS and not (icmp and protocol in _PROBE_PROTOCOLS):
+        allowed = "TCP, UDP, SCTP, ICMPv4 or ICMPv6 (port: the ICMP type)" if icmp else "TCP, UDP or SCTP"
+        raise _fail(doc, path, f"protocol must be {allowed}, got {value!r}")
+    return _PROBE_PROTOCOLS[protocol]
 
 
-def _port(doc: Document, value: Any, path: str) -> int | str:
+def _port(doc: Document, value: Any, path: str, icmp: bool = False) -> int | str:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise _fail(doc, path, f"must be a port number or a port name, got {value!r}")
+    if icmp:
+        if not isinstance(value, int) or not 0 <= value <= 255:
+            raise _fail(doc, path, f"an ICMP probe's port is the ICMP type (0-255), got {value!r}")
+        return value
     if isinstance(value, int) and not 1 <= value <= 65535:
         raise _fail(doc, path, f"must be between 1 and 65535, got {value}")
     return value
@@ -196,7 +211,7 @@ def _reachability_probes(doc: Document, obj: Any, path: str, cluster: Cluster) -
     return probes
 
 
-def parse_model(doc: Document, extra_policies: list[NetworkPolicy] | None = None) -> Model:
+def parse_model(doc: Document, extra_policies: list[AnyPolicy] | None = None) -> Model:
     top = _mapping(doc, doc.obj, "")
     unknown = set(top) - {"namespaces", "pods", "policies", "probes", "reachability"}
     if unknown:
@@ -211,15 +226,16 @@ def parse_model(doc: Document, extra_policies: list[NetworkPolicy] | None = None
         cluster.pods[pod.key] = pod
     for i, raw in enumerate(_list(doc, top.get("policies"), "policies")):
         try:
-            cluster.policies.append(parse_policy(raw))
+            cluster.policies.append(parse_any_policy(raw))
         except PolicyInvalid as exc:
             path = f"policies[{i}].{exc.path}" if exc.path else f"policies[{i}]"
-            raise _fail(doc, path, f"invalid NetworkPolicy: {exc.message}") from None
+            kind = raw.get("kind", "NetworkPolicy") if isinstance(raw, Mapping) else "NetworkPolicy"
+            raise _fail(doc, path, f"invalid {kind}: {exc.message}") from None
     cluster.policies.extend(extra_policies or [])
-    keys = [p.key for p in cluster.policies]
+    keys = [f"{p.kind} {p.key}" for p in cluster.policies]
     duplicates = sorted({k for k in keys if keys.count(k) > 1})
     if duplicates:
-        raise _fail(doc, "policies", f"duplicate NetworkPolicy {', '.join(duplicates)}")
+        raise _fail(doc, "policies", f"duplicate {', '.join(duplicates)}")
     probes: list[Probe] = []
     for i, raw in enumerate(_list(doc, top.get("probes"), "probes")):
         path = f"probes[{i}]"
@@ -228,12 +244,13 @@ def parse_model(doc: Document, extra_policies: list[NetworkPolicy] | None = None
         for key, value in (("from", src), ("to", dst)):
             if not isinstance(value, str) or not value:
                 raise _fail(doc, f"{path}.{key}", "is required: namespace/pod or an IP address")
+        protocol = _protocol(doc, entry.get("protocol"), f"{path}.protocol", icmp=True)
         probes.append(
             Probe(
                 str(src),
                 str(dst),
-                _port(doc, entry.get("port"), f"{path}.port"),
-                _protocol(doc, entry.get("protocol"), f"{path}.protocol"),
+                _port(doc, entry.get("port"), f"{path}.port", icmp=protocol.startswith("ICMP")),
+                protocol,
                 _expect(doc, entry.get("expect"), f"{path}.expect"),
                 path,
             )
@@ -250,7 +267,7 @@ def parse_model(doc: Document, extra_policies: list[NetworkPolicy] | None = None
     return Model(cluster, probes, doc.source)
 
 
-def load_model(path: str | Path, extra_policies: list[NetworkPolicy] | None = None) -> Model:
+def load_model(path: str | Path, extra_policies: list[AnyPolicy] | None = None) -> Model:
     docs = read_documents(Path(path))
     if len(docs) != 1:
         raise InputError(f"{path}: a model file holds exactly one YAML document, found {len(docs)}")

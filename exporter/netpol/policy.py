@@ -117,6 +117,14 @@ class NetworkPolicy:
         """`<namespace>/<name>`, the contract's policy label value."""
         return f"{self.namespace}/{self.name}"
 
+    @property
+    def kind(self) -> str:
+        return "NetworkPolicy"
+
+    @property
+    def specificity(self) -> int:
+        return self.pod_selector.specificity
+
     def affects(self, direction: str) -> bool:
         return self.affects_ingress if direction == INGRESS else self.affects_egress
 

@@ -100,6 +100,9 @@ def main(args: argparse.Namespace) -> int:
         sources = build_sources(config.sources, pipeline, config)
     except ValueError as exc:
         return fail(str(exc))
+    from exporter.netpol.flowattrib import attach_from_config
+
+    attach_from_config(pipeline, config)  # --policies: attribution from files (no cluster)
     enrichment = attach_enrichment(pipeline, config)
     service = Service(pipeline, sources, listen=config.listen, enrichment=enrichment, web_config=web_config,
                       state_dir=config.state_dir)

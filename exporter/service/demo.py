@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from exporter.config import DEFAULT_PORT
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from exporter.pipeline import Pipeline
 
 DEMO_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
+DEMO_POLICIES = str(Path(__file__).resolve().parents[1] / "data" / "demo-policies")
 DEMO_SPEC = "demo:temporal"
 MAX_SLEEP = 0.25
 
@@ -80,6 +82,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", type=_positive, default=1.0, metavar="X",
                         help="replay speed: 2 plays the minute-long loop in 30 s (default 1)")
     parser.add_argument("--duration", type=_positive, metavar="SECONDS", help="exit after this long")
+    parser.add_argument("--policies", action="append", metavar="PATH",
+                        help="policy files naming the policy behind each verdict (repeatable; default: the seed's "
+                             "Temporal policies and the sandbox's Cilium policies shipped in exporter/data)")
     add_logging_arguments(parser)
     parser.epilog = ("exit status: 0 stopped by SIGTERM, SIGINT or --duration; 1 cannot listen on the address; "
                      "2 usage error")
@@ -105,13 +110,16 @@ def main(args: argparse.Namespace) -> int:
         # The demo ignores NETPOL_EXPORTER_* variables and config files: it always runs the same way.
         config = load_config(env={}, overrides={
             "listen": args.listen, "log_format": args.log_format, "log_level": args.log_level,
-            "kubernetes": {"enabled": False},
+            "kubernetes": {"enabled": False}, "policies": args.policies or [DEMO_POLICIES],
         })
     except ConfigError as exc:
         print(f"netpol-exporter: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.log_format, config.log_level)
     pipeline = Pipeline(config)
+    from exporter.netpol.flowattrib import attach_from_config
+
+    attach_from_config(pipeline, config)  # names the policy behind each drop, as with --policies
     source = DemoSource(pipeline, speed=args.speed)
     service = Service(pipeline, [source], listen=config.listen)
 

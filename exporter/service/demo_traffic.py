@@ -24,12 +24,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 CLUSTER = "temporal-prod"
 NODES = ("temporal-prod/worker-a", "temporal-prod/worker-b", "temporal-prod/worker-c")
 LOOP_SECONDS = 60.0
 POLICY_DENIED = 133
+POLICY_DENY = 181  # a deny rule matched
 # Linux SYN retransmission: 1 s after the first SYN, then 2 s after that.
 RETRANSMIT_AFTER = (1.0, 3.0)
 
@@ -111,23 +112,33 @@ INTERNET_CLIENT = External("203.0.113.57")
 PAYMENT_API = External("198.51.100.20")
 GRAFANA_PLUGINS = External("192.0.2.44")
 PUBLIC_DNS = External("8.8.8.8")
+# `sandbox`: egress locked down by Cilium policies (exporter/data/demo-policies/sandbox-cilium.yaml)
+BUILD_RUNNER = _pod("sandbox", "build-runner", "6f8d9c7b5d-r2v9x", "10.0.3.140", 2, 28001, "app=build-runner",
+                    "io.cilium.k8s.namespace.labels.egress=locked")
+REGISTRY = External("192.0.2.80")
+UPSTREAM_MIRROR = External("198.51.100.77")
+CLOUD_METADATA = External("169.254.169.254")
 
 # Namespaces with a default-deny policy (their pods get policy verdicts on both directions).
-ISOLATED_NAMESPACES = frozenset({"temporal", "temporal-workers", "temporal-monitoring", "databases", "ingress-nginx"})
+ISOLATED_NAMESPACES = frozenset({"temporal", "temporal-workers", "temporal-monitoring", "databases", "ingress-nginx",
+                                 "sandbox"})
+CCNP_DERIVED: Final = "CiliumClusterwideNetworkPolicy"
+CNP_DERIVED: Final = "CiliumNetworkPolicy"
 
 
-def _policy(namespace: str, name: str) -> dict[str, Any]:
+def _policy(namespace: str, name: str, kind: str = "NetworkPolicy") -> dict[str, Any]:
+    """A policy as Hubble names it; a CCNP (namespace "") carries no namespace label."""
     return {
         "name": name,
         "namespace": namespace,
         "labels": [
-            "k8s:io.cilium.k8s.policy.derived-from=NetworkPolicy",
+            f"k8s:io.cilium.k8s.policy.derived-from={kind}",
             f"k8s:io.cilium.k8s.policy.name={name}",
-            f"k8s:io.cilium.k8s.policy.namespace={namespace}",
+            *([f"k8s:io.cilium.k8s.policy.namespace={namespace}"] if namespace else []),
             f"k8s:io.cilium.k8s.policy.uid={uuid.uuid5(uuid.NAMESPACE_DNS, f'{namespace}.{name}')}",
         ],
         "revision": "17",
-        "kind": "NetworkPolicy",
+        "kind": kind,
     }
 
 
@@ -144,6 +155,8 @@ class Scenario:
     denied_at: str = ""  # "", "egress" or "ingress"
     protocol: str = "TCP"
     description: str = ""
+    deny_reason: str = "POLICY_DENIED"  # or POLICY_DENY: a deny rule (Hubble < 1.15 names no policy)
+    egress_kind: str = "NetworkPolicy"  # what the egress policies are (Hubble's derived-from)
 
 
 def _ns_policies(namespace: str, *names: str) -> tuple[tuple[str, str], ...]:
@@ -209,6 +222,15 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(GRAFANA, GRAFANA_PLUGINS, 80, 1, denied_at="egress", description="plugin update over plain HTTP"),
     Scenario(INGRESS_NGINX, COREDNS, 53, 2, denied_at="egress", protocol="UDP",
              description="ingress-controller-policy allows no DNS"),
+    # the sandbox: Cilium policies (a CCNP locks egress down, a CNP opens the registry)
+    Scenario(BUILD_RUNNER, COREDNS, 53, 4, (("", "sandbox-egress-lockdown"),), protocol="UDP",
+             egress_kind=CCNP_DERIVED, description="DNS from the locked-down sandbox (cluster entity)"),
+    Scenario(BUILD_RUNNER, REGISTRY, 443, 3, (("sandbox", "build-runner-registry"),), egress_kind=CNP_DERIVED,
+             description="build runner pulling from its registry (CNP toCIDR)"),
+    Scenario(BUILD_RUNNER, UPSTREAM_MIRROR, 443, 2, denied_at="egress",
+             description="build runner reaching the internet: the CCNP egress lockdown"),
+    Scenario(BUILD_RUNNER, CLOUD_METADATA, 80, 1, denied_at="egress", deny_reason="POLICY_DENY",
+             description="cloud metadata: the CCNP's egressDeny"),
 )
 
 
@@ -267,8 +289,8 @@ class _Connection:
         s = self.s
         node = s.src.node if side == "egress" and isinstance(s.src, Pod) else getattr(s.dst, "node", NODES[0])
         key = f"{side}_allowed_by"
-        policies = [_policy(ns, name) for ns, name in (s.egress_allowed_by if side == "egress" else
-                                                        s.ingress_allowed_by)]
+        policies = [_policy(ns, name, s.egress_kind if side == "egress" else "NetworkPolicy")
+                    for ns, name in (s.egress_allowed_by if side == "egress" else s.ingress_allowed_by)]
         return lambda t: self._flow(t, node, {"type": 5}, "FORWARDED", side.upper(), policy_match_type=3,
                                     **{key: policies})
 
@@ -286,12 +308,13 @@ class _Connection:
         s = self.s
         peer = s.src if side == "egress" else s.dst
         node = peer.node if isinstance(peer, Pod) else NODES[0]
-        drop = {"drop_reason": POLICY_DENIED, "drop_reason_desc": "POLICY_DENIED"}
+        code = POLICY_DENY if s.deny_reason == "POLICY_DENY" else POLICY_DENIED
+        drop = {"drop_reason": code, "drop_reason_desc": s.deny_reason}
         def verdict(t: int) -> bytes:
             return self._flow(t, node, {"type": 5}, "DROPPED", side.upper(), policy_match_type=0, **drop)
 
         def event(t: int) -> bytes:
-            return self._flow(t, node, {"type": 1, "sub_type": POLICY_DENIED}, "DROPPED", side.upper(), **drop)
+            return self._flow(t, node, {"type": 1, "sub_type": code}, "DROPPED", side.upper(), **drop)
 
         return verdict, event
 

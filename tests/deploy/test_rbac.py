@@ -16,7 +16,8 @@ import pytest
 
 from tests.deploy.manifests import REPO, Rendered, pod_spec
 
-DOCUMENTED = {("", "pods"), ("", "namespaces"), ("apps", "replicasets"), ("networking.k8s.io", "networkpolicies")}
+DOCUMENTED = {("", "pods"), ("", "namespaces"), ("apps", "replicasets"), ("networking.k8s.io", "networkpolicies"),
+              ("cilium.io", "ciliumnetworkpolicies"), ("cilium.io", "ciliumclusterwidenetworkpolicies")}
 VERBS = {"get", "list", "watch"}
 PATH = re.compile(r"^(?:/api/v1|/apis/([^/]+)/[^/]+)/([a-z]+)$")
 PATH_LITERAL = re.compile(r"""["'](/apis?/[^"'{}\s]*)["']""")

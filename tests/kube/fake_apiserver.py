@@ -28,7 +28,12 @@ PATHS = {
     "replicasets": ("/apis/apps/v1/replicasets", "ReplicaSet", "apps/v1"),
     "namespaces": ("/api/v1/namespaces", "Namespace", "v1"),
     "networkpolicies": ("/apis/networking.k8s.io/v1/networkpolicies", "NetworkPolicy", "networking.k8s.io/v1"),
+    "ciliumnetworkpolicies": ("/apis/cilium.io/v2/ciliumnetworkpolicies", "CiliumNetworkPolicy", "cilium.io/v2"),
+    "ciliumclusterwidenetworkpolicies": ("/apis/cilium.io/v2/ciliumclusterwidenetworkpolicies",
+                                         "CiliumClusterwideNetworkPolicy", "cilium.io/v2"),
 }
+# Kinds whose generation the server bumps on spec changes (objects with a spec the API versions).
+_VERSIONED = {"networkpolicies", "ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"}
 _BY_PATH = {path: kind for kind, (path, _, _) in PATHS.items()}
 
 
@@ -53,6 +58,7 @@ class Cluster:
         self.compacted = 0  # watches and continue tokens from before this RV get 410
         self.expiry = 0  # bumped by expire(): open watches end with ERROR 410
         self.snapshots: dict[int, dict[str, list[dict[str, Any]]]] = {}
+        self.unserved: set[str] = set()  # kinds answering 404 (a CRD not installed)
 
     def _record(self, kind: str, type_: str, obj: dict[str, Any], silent: bool) -> dict[str, Any]:
         self.rv += 1
@@ -72,12 +78,12 @@ class Cluster:
         """Create or replace (ADDED / MODIFIED); `silent`: no watch event (lost to compaction)."""
         with self.cond:
             type_ = "MODIFIED" if _key(obj) in self.objects[kind] else "ADDED"
-            if type_ == "MODIFIED" and kind == "networkpolicies":
+            if type_ == "MODIFIED" and kind in _VERSIONED:
                 old = self.objects[kind][_key(obj)]
                 if old.get("spec") != obj.get("spec"):
                     obj = {**obj, "metadata": {**obj["metadata"],
                                                "generation": old["metadata"].get("generation", 1) + 1}}
-            if kind == "networkpolicies":
+            if kind in _VERSIONED:
                 obj["metadata"].setdefault("generation", 1)
             return self._record(kind, type_, obj, silent)
 
@@ -193,7 +199,7 @@ def _handler(server: FakeAPIServer) -> type[BaseHTTPRequestHandler]:
                 return
             url = urlsplit(self.path)
             kind = _BY_PATH.get(url.path)
-            if kind is None:
+            if kind is None or kind in cluster.unserved:
                 self._json(404, status(404, "NotFound", f"the server could not find {url.path}"))
                 return
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}

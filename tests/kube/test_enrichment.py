@@ -138,7 +138,8 @@ def test_networkpolicy_info_and_zero_seeded_series(enriched: tuple[Pipeline, Kub
                 f'policy_name="{name}",resource_version="') in text
     assert 'networkpolicy_info{policy="shop/web-ingress"' in text and 'generation="1"} 1' in text
     # managedFields time 2026-11-28T12:00:00Z
-    assert 'networkpolicy_last_change_timestamp_seconds{policy="shop/web-ingress"} 1795867200' in text
+    assert ('networkpolicy_last_change_timestamp_seconds{policy="shop/web-ingress",kind="NetworkPolicy"} 1795867200'
+            in text)
     assert 'netpol_exporter_kubernetes_cache_synced{kind="pods"} 1' in text
     assert 'netpol_exporter_kubernetes_objects{kind="networkpolicies"} 3' in text
     assert 'netpol_exporter_kubernetes_objects{kind="pods"} 7' in text

@@ -61,8 +61,10 @@ def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     doc = json.loads(capsys.readouterr().out)
     first = doc["probes"][0]
     assert first["port"] == 8080 and first["port_name"] == "http" and first["verdict"] == "allow"
-    assert first["ingress"] == {"isolated": True, "isolating": ["app/web"], "allowing": ["app/web"], "allowed": True}
-    assert first["egress"] == {"isolated": False, "isolating": [], "allowing": [], "allowed": True}
+    assert first["ingress"] == {"isolated": True, "isolating": ["app/web"], "allowing": ["app/web"], "allowed": True,
+                                "denying": [], "undecided": [], "outcome": "allow"}
+    assert first["egress"] == {"isolated": False, "isolating": [], "allowing": [], "allowed": True,
+                               "denying": [], "undecided": [], "outcome": "allow"}
     assert doc["probes"][2]["egress"] is None
     assert (doc["passed"], doc["failed"]) == (3, 0)
 

@@ -32,8 +32,9 @@ def test_schedule_is_realistic_hubble() -> None:
     verdicts = {(f["IP"]["source"], f["IP"]["destination"], json.dumps(f["l4"]), f["time"]) for f in flows
                 if f["event_type"]["type"] == 5 and f["verdict"] == "DROPPED"}
     drops = [f for f in flows if f["event_type"]["type"] == 1]
-    assert drops and all(f["drop_reason_desc"] == "POLICY_DENIED" and f["event_type"]["sub_type"] == 133
-                         for f in drops)
+    assert drops and all((f["drop_reason_desc"], f["event_type"]["sub_type"]) in
+                         (("POLICY_DENIED", 133), ("POLICY_DENY", 181)) for f in drops)
+    assert any(f["drop_reason_desc"] == "POLICY_DENY" for f in drops)  # the sandbox CCNP's deny rule
     assert len(drops) == len(verdicts)
     # some denied SYNs are retransmitted: the same 5-tuple denied again 1 s later
     tuples: dict[tuple[str, str, str], int] = {}
@@ -49,7 +50,11 @@ def test_schedule_is_realistic_hubble() -> None:
     assert ("temporal-workers", "payment-worker-policy") in allowed_by
     namespaces = {f[side].get("namespace") for f in flows for side in ("source", "destination")} - {None}
     assert namespaces == {"temporal", "temporal-workers", "temporal-monitoring", "databases", "ingress-nginx",
-                          "kube-system", "network-policy-test"}
+                          "kube-system", "network-policy-test", "sandbox"}
+    # Cilium policies name themselves with their kind; a CCNP has no namespace
+    kinds = {(p["namespace"], p["name"], p["kind"]) for f in flows for p in f.get("egress_allowed_by", [])}
+    assert ("", "sandbox-egress-lockdown", "CiliumClusterwideNetworkPolicy") in kinds
+    assert ("sandbox", "build-runner-registry", "CiliumNetworkPolicy") in kinds
     assert all(0 <= offset < LOOP_SECONDS for offset, _ in schedule())
 
 
@@ -95,7 +100,9 @@ async def test_demo_source_live_pace() -> None:
         async with http.get(url + "/") as resp:
             page = await resp.text()
     assert body["count"] >= 1
-    assert all(flow["policy"] == "default-deny" and flow["input"] == "demo:temporal" for flow in body["flows"])
+    # no policy files in-process: the contract's sentinels (the sandbox's deny rule: unknown)
+    assert all(flow["policy"] in ("default-deny", "unknown") and flow["input"] == "demo:temporal"
+               for flow in body["flows"])
     assert "demo:temporal" in page and "replaying" in page
     # timestamps are current, not the recording's
     assert abs(source.stats.last_event_time - __import__("time").time()) < 30
@@ -113,5 +120,10 @@ def test_demo_subprocess_serves_drops_and_allows() -> None:
     text = demo.get("/metrics")
     assert (sample(text, "netpol_exporter_events_counted_total", source="demo:temporal") or 0) > 0
     poll(lambda: "network-policy-test/test-client" in demo.get("/"), timeout=5)  # the seed's violator
+    # the shipped policies name the policy behind each drop, Cilium's included
+    poll(lambda: "temporal/temporal-history-policy" in demo.get("/") and "sandbox-egress-lockdown" in demo.get("/"),
+         timeout=8)
+    denied = json.loads(demo.get("/api/v1/denied-flows?limit=500"))
+    assert denied["count"] >= 1 and all(flow["policy"] not in ("default-deny", "unknown") for flow in denied["flows"])
     assert demo.wait_exit(15) == 0  # --duration ends it with status 0, no signal needed
     assert any(entry.get("msg") == "stopped" for entry in demo.logs)
