@@ -14,6 +14,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from exporter.whatif.inputs import add_flow_arguments
 
     add_flow_arguments(parser)
+    parser.epilog = ("exit status: 0 policies written; 1 not used; 2 an error (unreadable file, bad input) or no "
+                     "connection in the flows")
 
 
 def main(args: argparse.Namespace) -> int:
