@@ -142,3 +142,47 @@ class Pipeline:
         elif seen == INVALID_REPORT_LIMIT:
             log.warning("%s: further invalid lines are counted in netpol_exporter_events_invalid_total "
                         "but not logged", where)
+
+    def ingest_batch(self, stats: SourceStats, lines: list[bytes], first_line: int = 1, where: str = "") -> None:
+        """Decode every line of a batch, then count them all, in one synchronous call: a batch is counted
+        whole or not at all (a push receiver answers 200 once it is counted; a retry after any other answer
+        must find nothing of it counted). Any exception a line raises makes that line invalid."""
+        decode = stats.decode
+        decoded = []
+        lineno = first_line - 1
+        read = 0
+        for line in lines:
+            lineno += 1
+            if not line or line.isspace():
+                continue
+            read += 1
+            try:
+                decoded.append(decode(line))
+            except Exception as exc:  # RecursionError, UnicodeDecodeError...: this line's fault only
+                error = exc if isinstance(exc, DecodeError) else DecodeError(f"cannot decode: {type(exc).__name__}")
+                stats.invalid += 1
+                self.on_invalid(stats, where or stats.name, lineno, error)
+        count = self.counter.count
+        now = time.monotonic()
+        counted = ignored = lost = 0
+        last_ns = 0
+        for record in decoded:
+            if record is None:
+                ignored += 1
+            elif type(record) is FlowRecord:
+                last_ns = max(last_ns, record.time_ns)
+                if count(record, now, stats):
+                    counted += 1
+                else:
+                    ignored += 1
+            else:  # LostEvents
+                lost += record.count  # type: ignore[union-attr]
+                ignored += 1
+        stats.read += read
+        stats.counted += counted
+        stats.ignored += ignored
+        stats.lost += lost
+        if last_ns:
+            stats.last_event_time = max(stats.last_event_time, last_ns / 1e9)
+        elif read:
+            stats.last_event_time = max(stats.last_event_time, time.time())

@@ -65,6 +65,13 @@ class GoldmanePushOptions(_Options):
     client_ca_file: str | None = Field(None, description="Require client certificates signed by this CA (mTLS).")
     max_body_bytes: int = Field(64 << 20, ge=1024, description="Largest accepted POST body (413 beyond).")
     batch_lines: int = Field(1000, ge=1, description="Lines per Pipeline.ingest call while a body is counted.")
+    max_concurrent_requests: int = Field(4, ge=1, description="POSTs read at once; more are answered 503 "
+                                         "(Goldmane retries).")
+    max_buffered_bytes: int = Field(128 << 20, ge=1024, description="Body bytes (inflated) held by all "
+                                    "requests together; a request that would pass it is answered 503.")
+    body_timeout_seconds: float = Field(30.0, gt=0, description="A body not received in full by then: 408.")
+    idle_timeout_seconds: float = Field(15.0, gt=0, description="A connection without a complete request "
+                                        "header for this long (new, or idle between requests) is closed.")
 
 
 OptionsT = TypeVar("OptionsT", bound=_Options)
