@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from exporter.pipeline import Pipeline
+from exporter.service.http import runner_options
 from exporter.sources.base import Source
 from exporter.sources.metrics import source_metrics
 from exporter.sources.options import GoldmanePushOptions
@@ -88,8 +89,8 @@ class GoldmanePushSource(Source):
         app.router.add_get("/", self._handle_get)
         # No transparent inflating (it would inflate past the limit), no draining of refused bodies,
         # and idle or header-less connections closed after idle_timeout_seconds.
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False,
-                                     lingering_time=0, keepalive_timeout=self.opts.idle_timeout_seconds)
+        options = {**runner_options(), "keepalive_timeout": self.opts.idle_timeout_seconds}
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False, **options)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         try:
