@@ -19,6 +19,8 @@ DEFAULT_MAX_OVERFLOW_SERIES = 1000
 
 
 def escape_label_value(value: str) -> str:
+    if not value.isascii():  # a lone surrogate cannot be encoded: the whole scrape would fail
+        value = value.encode("utf-8", "replace").decode("utf-8")
     if "\\" in value or '"' in value or "\n" in value:
         value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return value
