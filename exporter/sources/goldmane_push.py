@@ -22,6 +22,7 @@ import asyncio
 import logging
 import ssl
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -46,6 +47,28 @@ class Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class _Inflater:
+    """Incremental gzip/deflate inflating in bounded steps; further gzip members are read too (as Go does)."""
+
+    def __init__(self, wbits: int) -> None:
+        self.wbits = wbits
+        self._z = zlib.decompressobj(wbits)
+
+    @property
+    def complete(self) -> bool:
+        return self._z.eof
+
+    def feed(self, raw: bytes) -> Iterator[bytes]:
+        data = raw
+        while data:
+            if self._z.eof:
+                self._z = zlib.decompressobj(self.wbits)
+            piece = self._z.decompress(data, INFLATE_STEP)
+            data = self._z.unused_data if self._z.eof else self._z.unconsumed_tail
+            if piece:
+                yield piece
 
 
 class GoldmanePushSource(Source):
@@ -165,7 +188,7 @@ class GoldmanePushSource(Source):
             raise Refused(415, f"unsupported content encoding {encoding!r}; expected gzip, deflate or none")
         if request.content_length is not None and request.content_length > limit:
             raise Refused(413, f"body larger than {limit} bytes")
-        inflater = zlib.decompressobj(ENCODINGS[encoding]) if encoding in ENCODINGS else None
+        inflater = _Inflater(ENCODINGS[encoding]) if encoding in ENCODINGS else None
         lines: list[bytes] = []
         partial = b""
         received = 0
@@ -190,27 +213,21 @@ class GoldmanePushSource(Source):
                         partial = data[cut + 1:]
         except TimeoutError:
             raise Refused(408, f"body not received within {self.opts.body_timeout_seconds:g} s") from None
-        if inflater is not None and not inflater.eof:
+        if inflater is not None and not inflater.complete:
             raise Refused(400, f"{encoding} body ends before its end of stream")
         if partial:
             lines.append(partial)
         return lines
 
-    def _inflate(self, inflater: Any, raw: bytes, limit: int, held: list[int]) -> list[bytes]:
+    def _inflate(self, inflater: _Inflater, raw: bytes, limit: int, held: list[int]) -> list[bytes]:
         out = []
-        data = raw
         inflated = held[0]
         try:
-            while data:
-                piece = inflater.decompress(data, INFLATE_STEP)
-                data = inflater.unconsumed_tail
-                if piece:
-                    inflated += len(piece)
-                    if inflated > limit:
-                        raise Refused(413, f"body larger than {limit} bytes once inflated")
-                    out.append(piece)
-                if inflater.eof:
-                    break
+            for piece in inflater.feed(raw):
+                inflated += len(piece)
+                if inflated > limit:
+                    raise Refused(413, f"body larger than {limit} bytes once inflated")
+                out.append(piece)
         except zlib.error as exc:
             raise Refused(400, f"body does not inflate: {exc}") from None
         return out

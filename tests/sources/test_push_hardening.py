@@ -124,3 +124,13 @@ async def test_connections_without_a_request_are_closed_after_the_idle_timeout()
         assert time.monotonic() - started < 2.5
         silent.close()
         partial.close()
+
+
+async def test_gzip_bodies_of_several_members_are_read_whole() -> None:
+    pipeline = Pipeline()
+    source = receiver(pipeline)
+    body = gzip.compress(goldmane_flow(packets_in=1) + b"\n") + gzip.compress(goldmane_flow(packets_in=2) + b"\n")
+    async with Running(source):
+        await until(lambda: source.bound_port is not None)
+        status, answer = await post(source, body, **{"Content-Encoding": "gzip"})
+    assert status == 200 and answer["counted"] == 2 and total(pipeline) == 3
