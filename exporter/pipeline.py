@@ -6,7 +6,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from exporter.config import Config
 from exporter.counting import FlowCounter
@@ -143,14 +143,18 @@ class Pipeline:
             log.warning("%s: further invalid lines are counted in netpol_exporter_events_invalid_total "
                         "but not logged", where)
 
-    def ingest_batch(self, stats: SourceStats, lines: list[bytes], first_line: int = 1, where: str = "") -> None:
-        """Decode every line of a batch, then count them all, in one synchronous call: a batch is counted
-        whole or not at all (a push receiver answers 200 once it is counted; a retry after any other answer
-        must find nothing of it counted). Any exception a line raises makes that line invalid."""
+    def decode_batch(self, stats: SourceStats, lines: list[bytes], first_line: int = 1,
+                     where: str = "") -> Callable[[], tuple[int, int, int]]:
+        """Decode a batch now (its invalid lines are logged) and count nothing; the returned `commit`
+        counts it — valid records, invalid and ignored lines — in one synchronous step and returns
+        (lines read, counted, invalid). A push receiver
+        decodes a whole body this way, chunk by chunk with the event loop running in between, then
+        commits every chunk at once: a batch is counted whole or not at all, and a retry after any answer
+        but 200 finds nothing of it counted. Any exception a line raises makes that line invalid."""
         decode = stats.decode
-        decoded = []
+        decoded: list[Any] = []
         lineno = first_line - 1
-        read = 0
+        read = invalid = 0
         for line in lines:
             lineno += 1
             if not line or line.isspace():
@@ -160,29 +164,35 @@ class Pipeline:
                 decoded.append(decode(line))
             except Exception as exc:  # RecursionError, UnicodeDecodeError...: this line's fault only
                 error = exc if isinstance(exc, DecodeError) else DecodeError(f"cannot decode: {type(exc).__name__}")
-                stats.invalid += 1
+                invalid += 1
                 self.on_invalid(stats, where or stats.name, lineno, error)
-        count = self.counter.count
-        now = time.monotonic()
-        counted = ignored = lost = 0
-        last_ns = 0
-        for record in decoded:
-            if record is None:
-                ignored += 1
-            elif type(record) is FlowRecord:
-                last_ns = max(last_ns, record.time_ns)
-                if count(record, now, stats):
-                    counted += 1
-                else:
+
+        def commit() -> tuple[int, int, int]:
+            count = self.counter.count
+            now = time.monotonic()
+            counted = ignored = lost = 0
+            last_ns = 0
+            for record in decoded:
+                if record is None:
                     ignored += 1
-            else:  # LostEvents
-                lost += record.count  # type: ignore[union-attr]
-                ignored += 1
-        stats.read += read
-        stats.counted += counted
-        stats.ignored += ignored
-        stats.lost += lost
-        if last_ns:
-            stats.last_event_time = max(stats.last_event_time, last_ns / 1e9)
-        elif read:
-            stats.last_event_time = max(stats.last_event_time, time.time())
+                elif type(record) is FlowRecord:
+                    last_ns = max(last_ns, record.time_ns)
+                    if count(record, now, stats):
+                        counted += 1
+                    else:
+                        ignored += 1
+                else:  # LostEvents
+                    lost += record.count
+                    ignored += 1
+            stats.read += read
+            stats.invalid += invalid
+            stats.counted += counted
+            stats.ignored += ignored
+            stats.lost += lost
+            if last_ns:
+                stats.last_event_time = max(stats.last_event_time, last_ns / 1e9)
+            elif read:
+                stats.last_event_time = max(stats.last_event_time, time.time())
+            return read, counted, invalid
+
+        return commit

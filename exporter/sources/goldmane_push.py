@@ -2,15 +2,17 @@
 
 Goldmane POSTs `application/x-ndjson` batches of `goldmane.Flow` (Go encoding/json) and retries any
 answer but 200 (up to 15 times). So a batch's valid lines are counted exactly once:
-- the whole body is received and every line decoded before any of it is counted (Pipeline.ingest_batch,
-  one synchronous call), then 200 — also when some lines were invalid (a line nested too deeply, invalid
-  UTF-8 in a field...: counted in `netpol_exporter_events_invalid_total` and logged with their line
-  number; the JSON answer lists how many): retrying cannot fix a bad line;
+- the whole body is received and every line decoded (Pipeline.decode_batch, in chunks, the event loop
+  running in between) before any of it is counted; then it is counted in one synchronous step and
+  answered 200 — also when some lines were invalid (a line nested too deeply, invalid UTF-8 in a
+  field...: counted in `netpol_exporter_events_invalid_total` and logged with their line number; the
+  JSON answer lists how many): retrying cannot fix a bad line;
 - every other answer comes before anything of the request was counted, so a retry never double counts:
   400 (gzip/deflate body that does not inflate), 408 (body not received within `body_timeout_seconds`),
   413 (above `max_body_bytes`, compressed or inflated: inflating stops at the limit), 415 (content type
-  or encoding not NDJSON/JSON/text, gzip/deflate/identity), 503 (`max_concurrent_requests` bodies being
-  read, or `max_buffered_bytes` held by all requests together).
+  or encoding not NDJSON/JSON/text, gzip/deflate/identity), 503 (no slot of `max_concurrent_requests`
+  free within `body_timeout_seconds`, more than MAX_WAITING_REQUESTS waiting, or `max_buffered_bytes`
+  held by all requests together).
 Connections without a complete request header for `idle_timeout_seconds` are closed; a refused body is
 not drained. Any path is accepted (PUSH_URL may carry one); GET on `/` answers a short description.
 Optional HTTPS and client-certificate verification (`tls_cert_file`, `tls_key_file`, `client_ca_file`).
@@ -39,6 +41,7 @@ ACCEPTED_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "appli
 # Content-Encoding → zlib window bits (gzip header, zlib header)
 ENCODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
 INFLATE_STEP = 1 << 20  # inflate at most this much per call: stopping at the limit costs no more
+MAX_WAITING_REQUESTS = 64  # beyond, a request is answered 503 at once
 
 
 class Refused(Exception):
@@ -85,6 +88,8 @@ class GoldmanePushSource(Source):
         self._runner: web.AppRunner | None = None
         self._batches = 0
         self._active = 0  # requests whose body is being read or counted
+        self._waiting = 0  # requests waiting for one of max_concurrent_requests slots
+        self._slots: asyncio.Semaphore | None = None  # made in the running loop
         self.buffered = 0  # body bytes held by all requests together
 
     def _ssl_context(self) -> ssl.SSLContext | None:
@@ -151,27 +156,53 @@ class GoldmanePushSource(Source):
         return response
 
     async def _handle_post(self, request: web.Request) -> web.Response:
-        if self._active >= self.opts.max_concurrent_requests:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.opts.max_concurrent_requests)
+        if self._slots.locked() and self._waiting >= MAX_WAITING_REQUESTS:
+            return self._refuse(request, Refused(503, f"busy: {self._waiting} pushes wait for a slot"))
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(self.opts.body_timeout_seconds):
+                await self._slots.acquire()
+        except TimeoutError:
             return self._refuse(request, Refused(503, f"busy: {self._active} pushes are being received"))
-        self._active += 1
+        finally:
+            self._waiting -= 1
+        try:
+            return await self._handle_in_slot(request)
+        finally:
+            self._slots.release()
+
+    async def _handle_in_slot(self, request: web.Request) -> web.Response:
+        self._active += 1  # held until the batch is counted: bounds bodies and decoded records alike
         held = [0]
         try:
-            lines = await self._receive(request, held)
-        except Refused as refused:
-            return self._refuse(request, refused)
+            try:
+                lines = await self._receive(request, held)
+            except Refused as refused:
+                return self._refuse(request, refused)
+            return await self._count(request, lines)
         finally:
             self._active -= 1
             self.buffered -= held[0]
+
+    async def _count(self, request: web.Request, lines: list[bytes]) -> web.Response:
         self._batches += 1
         where = f"{self.spec} batch {self._batches}"
-        read, invalid, counted = self.stats.read, self.stats.invalid, self.stats.counted
-        self.pipeline.ingest_batch(self.stats, lines, 1, where)  # decoded whole, then counted whole
-        result = {"lines": self.stats.read - read, "counted": self.stats.counted - counted,
-                  "invalid": self.stats.invalid - invalid}
-        if result["invalid"]:
+        step = self.opts.batch_lines
+        commits = []
+        for i in range(0, len(lines), step):  # decoding counts nothing: the event loop may run between
+            commits.append(self.pipeline.decode_batch(self.stats, lines[i:i + step], i + 1, where))
+            await asyncio.sleep(0)
+        lines.clear()
+        read = counted = invalid = 0
+        for commit in commits:  # then the whole batch is counted in one synchronous step
+            chunk_read, chunk_counted, chunk_invalid = commit()
+            read, counted, invalid = read + chunk_read, counted + chunk_counted, invalid + chunk_invalid
+        if invalid:
             log.warning("%s: %s from %s: %d of %d lines invalid (counted the rest)", self.spec, where,
-                        request.remote, result["invalid"], result["lines"])
-        return self._answer(200, result)
+                        request.remote, invalid, read)
+        return self._answer(200, {"lines": read, "counted": counted, "invalid": invalid})
 
     def _refuse(self, request: web.Request, refused: Refused) -> web.Response:
         log.warning("%s: rejected a push from %s: %s", self.spec, request.remote, refused)

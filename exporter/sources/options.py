@@ -64,8 +64,8 @@ class GoldmanePushOptions(_Options):
     tls_key_file: str | None = Field(None, description="Private key of tls_cert_file (PEM).")
     client_ca_file: str | None = Field(None, description="Require client certificates signed by this CA (mTLS).")
     max_body_bytes: int = Field(64 << 20, ge=1024, description="Largest accepted POST body (413 beyond).")
-    batch_lines: int = Field(1000, ge=1, description="Not used any more: a body is decoded whole, then counted "
-                             "whole (kept so existing configs stay valid).")
+    batch_lines: int = Field(1000, ge=1, description="Lines decoded per step (the event loop runs between "
+                             "steps); a body is counted only once all of it is decoded.")
     max_concurrent_requests: int = Field(4, ge=1, description="POSTs read at once; more are answered 503 "
                                          "(Goldmane retries).")
     max_buffered_bytes: int = Field(128 << 20, ge=1024, description="Body bytes (inflated) held by all "

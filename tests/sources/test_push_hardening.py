@@ -9,8 +9,10 @@ import time
 import zlib
 
 import aiohttp
+import pytest
 
 from exporter.pipeline import Pipeline
+from exporter.sources import goldmane_push
 from exporter.sources.goldmane_push import GoldmanePushSource
 from exporter.sources.options import GoldmanePushOptions
 from tests.sources.goldmane_flows import goldmane_flow
@@ -81,23 +83,27 @@ async def open_unfinished(port: int, length: int) -> tuple[asyncio.StreamReader,
     return reader, writer
 
 
-async def test_concurrent_and_buffered_bounds_answer_503_and_slow_bodies_408() -> None:
+async def test_concurrent_and_buffered_bounds_answer_503_and_slow_bodies_408(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(goldmane_push, "MAX_WAITING_REQUESTS", 1)
     pipeline = Pipeline()
-    source = receiver(pipeline, max_concurrent_requests=2, body_timeout_seconds=0.5)
+    source = receiver(pipeline, max_concurrent_requests=2, body_timeout_seconds=1.0)
     async with Running(source):
         await until(lambda: source.bound_port is not None)
         assert source.bound_port is not None
         slow = [await open_unfinished(source.bound_port, 10_000) for _ in range(2)]
-        await until(lambda: source._active == 2, what="two bodies being read")
-        status, answer = await post(source, goldmane_flow(packets_in=5))
+        await until(lambda: source._active == 2, timeout=10, what="two bodies being read")
+        waiting = asyncio.create_task(post(source, goldmane_flow(packets_in=5)))  # waits for a slot
+        await until(lambda: source._waiting == 1, timeout=10, what="a push waiting for a slot")
+        status, answer = await post(source, goldmane_flow(packets_in=7))  # nobody else may wait
         assert status == 503 and "busy" in str(answer["error"])
         for reader, _writer in slow:  # the slow bodies time out: 408, nothing counted
-            head = await asyncio.wait_for(reader.read(100), 3)
+            head = await asyncio.wait_for(reader.read(100), 10)
             assert head.startswith(b"HTTP/1.1 408")
         for _reader, writer in slow:
             writer.close()
-        status, _ = await post(source, goldmane_flow(packets_in=5))
-        assert status == 200 and total(pipeline) == 5
+        assert (await waiting)[0] == 200  # served once a slot was free
+        assert total(pipeline) == 5
     assert source.buffered == 0 and source._active == 0
 
     small = Pipeline()
