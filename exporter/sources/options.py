@@ -66,8 +66,8 @@ class GoldmanePushOptions(_Options):
     max_body_bytes: int = Field(64 << 20, ge=1024, description="Largest accepted POST body (413 beyond).")
     batch_lines: int = Field(1000, ge=1, description="Lines decoded per step (the event loop runs between "
                              "steps); a body is counted only once all of it is decoded.")
-    max_concurrent_requests: int = Field(4, ge=1, description="POSTs read at once; more are answered 503 "
-                                         "(Goldmane retries).")
+    max_concurrent_requests: int = Field(4, ge=1, description="POSTs received and counted at once; more "
+                                         "wait for a slot up to body_timeout_seconds, then get 503 (Goldmane retries).")
     max_buffered_bytes: int = Field(128 << 20, ge=1024, description="Body bytes (inflated) held by all "
                                     "requests together; a request that would pass it is answered 503.")
     body_timeout_seconds: float = Field(30.0, gt=0, description="A body not received in full by then: 408.")
