@@ -27,7 +27,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 
 from exporter.pipeline import Pipeline
 from exporter.service.http import runner_options
@@ -244,6 +244,8 @@ class GoldmanePushSource(Source):
                         partial = data[cut + 1:]
         except TimeoutError:
             raise Refused(408, f"body not received within {self.opts.body_timeout_seconds:g} s") from None
+        except (ConnectionError, ClientPayloadError) as exc:  # the client left mid-body
+            raise Refused(400, f"body cut short after {received} bytes: {exc}") from None
         if inflater is not None and not inflater.complete:
             raise Refused(400, f"{encoding} body ends before its end of stream")
         if partial:

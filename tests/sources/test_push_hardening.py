@@ -140,3 +140,19 @@ async def test_gzip_bodies_of_several_members_are_read_whole() -> None:
         await until(lambda: source.bound_port is not None)
         status, answer = await post(source, body, **{"Content-Encoding": "gzip"})
     assert status == 200 and answer["counted"] == 2 and total(pipeline) == 3
+
+
+async def test_a_body_cut_short_by_the_client_counts_nothing() -> None:
+    pipeline = Pipeline()
+    source = receiver(pipeline)
+    async with Running(source):
+        await until(lambda: source.bound_port is not None)
+        assert source.bound_port is not None
+        _reader, writer = await open_unfinished(source.bound_port, 1_000_000)  # one complete line sent
+        writer.write(b"\n" + goldmane_flow(packets_in=2) + b"\n")
+        await writer.drain()
+        await until(lambda: source.buffered > 0, what="the body being read")
+        writer.close()
+        await until(lambda: source._active == 0, what="the cut body given up")
+    assert total(pipeline) == 0 and source.stats.read == 0
+    assert source.metrics.push_requests[(source.spec, "400")] == 1
