@@ -23,6 +23,7 @@ import io
 import logging
 import os
 import time
+import zlib
 from typing import Any
 
 from exporter.pipeline import Pipeline
@@ -75,6 +76,7 @@ class FileSource(Source):
         self._stream_mtime_ns = 0
         self._id: tuple[int, int] = (0, 0)  # (st_dev, st_ino) of the open file
         self._pos = 0  # bytes read from the open file (decompressed for a compressed backup)
+        self._crc = 0  # CRC-32 of the open file's bytes before the resume offset (its identity)
         self._lineno = 0  # lines read from the open file
         self._where = path  # the open file's name, for error messages
         self._finishing = False  # the open file was rotated away: read it to its end, then its successor
@@ -139,11 +141,17 @@ class FileSource(Source):
             if not chunk:
                 break
             got = True
+            old_partial = self._splitter.partial
+            old_offset = self._pos - len(old_partial)
             self._pos += len(chunk)
             if self.status.state != "running":
                 self.set_state("running")
             before = self._splitter.overlong
             lines = self._splitter.feed(chunk)
+            consumed = self._pos - len(self._splitter.partial) - old_offset
+            if consumed > 0:  # a partial line is consumed whole or not at all
+                self._crc = zlib.crc32(memoryview(chunk)[:consumed - len(old_partial)],
+                                       zlib.crc32(old_partial, self._crc))
             if self._splitter.overlong != before:
                 self._count_overlong()
             await self._ingest(lines)
@@ -192,7 +200,7 @@ class FileSource(Source):
             log.info("%s: %s was truncated; reading it again from the start", self.spec, self.path)
             self._inc_reopen("truncated")
             os.lseek(self._fd, 0, os.SEEK_SET)
-            self._pos = self._lineno = 0
+            self._pos = self._lineno = self._crc = 0
             self._splitter.reset()
             return True
         return False
@@ -201,7 +209,9 @@ class FileSource(Source):
         """Read the old file to its very end (a last line without newline counts too), then close it;
         the next file to read is the one rotated after it (see _open_next)."""
         await self._read_to_end(asyncio.Event())
+        last = self._splitter.partial
         await self._ingest(self._splitter.flush())
+        self._crc = zlib.crc32(last, self._crc)
         log.info("%s: finished %s (%s)", self.spec, self._where, reason)
         self._inc_reopen(reason)
         self._done = self._identity()
@@ -223,6 +233,7 @@ class FileSource(Source):
             return False
         st = os.fstat(fd)
         self._fd, self._id, self._pos, self._lineno, self._where = fd, (st.st_dev, st.st_ino), 0, 0, name
+        self._crc = 0
         self._finishing = False
         self._splitter.reset()
         return True
@@ -243,6 +254,7 @@ class FileSource(Source):
             log.error("%s: cannot read the compressed backup %s: %s", self.spec, candidate.path, exc)
             return False
         self._stream, self._id, self._pos, self._lineno = stream, (candidate.dev, candidate.ino), 0, 0
+        self._crc = 0
         self._stream_mtime_ns = candidate.mtime_ns
         self._where, self._finishing = candidate.path, True
         self._splitter.reset()
@@ -253,7 +265,7 @@ class FileSource(Source):
             return False
         if from_end:
             assert self._fd is not None
-            self._pos = os.lseek(self._fd, 0, os.SEEK_END)
+            self._seek(os.fstat(self._fd).st_size, 0)
         self.set_state("running")
         return True
 
@@ -287,18 +299,22 @@ class FileSource(Source):
             self._stream = None
 
     def _seek(self, offset: int, lineno: int) -> None:
-        if self._stream is not None:
-            remaining = offset
-            while remaining > 0:
-                skipped = len(self._stream.read(min(remaining, self.opts.read_chunk_bytes)))
-                if not skipped:
-                    break
-                remaining -= skipped
-            self._pos = offset - remaining
-        else:
-            assert self._fd is not None
-            self._pos = os.lseek(self._fd, offset, os.SEEK_SET)
-        self._lineno = lineno
+        """Skip to `offset` (reading what is skipped: the CRC of the bytes before it is the file's identity)."""
+        crc, remaining = 0, offset
+        while remaining > 0:
+            step = min(remaining, self.opts.read_chunk_bytes)
+            if self._stream is not None:
+                data = self._stream.read(step)
+            else:
+                assert self._fd is not None
+                data = os.pread(self._fd, step, offset - remaining)
+            if not data:
+                break
+            crc = zlib.crc32(data, crc)
+            remaining -= len(data)
+        self._pos, self._crc, self._lineno = offset - remaining, crc, lineno
+        if self._fd is not None:
+            os.lseek(self._fd, self._pos, os.SEEK_SET)
 
     def _resume(self) -> None:
         saved = self.checkpoint.load() if self.checkpoint else None
@@ -343,7 +359,7 @@ class FileSource(Source):
         offset = self._pos - len(self._splitter.partial)
         mtime_ns = os.fstat(self._fd).st_mtime_ns if self._fd is not None else self._stream_mtime_ns
         return FileIdentity(self._id[0], self._id[1], offset, self._head_print(offset), mtime_ns,
-                            _tail_print(self._fd, offset) if self._fd is not None else "")
+                            _tail_print(self._fd, offset) if self._fd is not None else "", self._crc)
 
     def position(self) -> dict[str, Any] | None:
         """The resume point: just after the last line fully ingested from the open file."""
@@ -351,7 +367,8 @@ class FileSource(Source):
             return None
         offset = self._pos - len(self._splitter.partial)
         data: dict[str, Any] = {"path": self.path, "file": self._where, "dev": self._id[0], "ino": self._id[1],
-                                "offset": offset, "line": self._lineno, "head": self._head_print(offset)}
+                                "offset": offset, "line": self._lineno, "head": self._head_print(offset),
+                                "crc": self._crc}
         if self._fd is not None:
             st = os.fstat(self._fd)
             data["size"], data["mtime_ns"] = st.st_size, st.st_mtime_ns

@@ -5,8 +5,9 @@ Backup names recognised beside `PATH` (`<stem><ext>`):
   lumberjack): `<stem>-<UTC 2006-01-02T15-04-05.000><ext>`, optionally `.gz`;
 - logrotate: `<name>.N` (higher N is older) and `dateext` `<name>-YYYYMMDD[...]`, optionally `.gz`, `.bz2`,
   `.xz`.
-Files are identified by device+inode; a content fingerprint (the first bytes, decompressed) confirms it
-where an inode may have been reused and finds a backup that was compressed or copied (copytruncate).
+Files are identified by device+inode; content fingerprints (of the first bytes, and a CRC-32 of every
+byte read so far, decompressed) confirm it where an inode may have been reused, and find a backup that
+was compressed or copied (copytruncate).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import io
 import lzma
 import os
 import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +62,19 @@ class Candidate:
                 return stream.read(length)
         with open(self.path, "rb") as plain:
             return plain.read(length)
+
+    def crc(self, offset: int) -> int | None:
+        """CRC-32 of the first `offset` bytes of the content (decompressed); None when it is shorter."""
+        crc, remaining = 0, offset
+        opener = self.open_stream if self.compression else lambda: open(self.path, "rb")  # noqa: SIM115
+        with opener() as stream:
+            while remaining > 0:
+                data = stream.read(min(remaining, 1 << 20))
+                if not data:
+                    return None
+                crc = zlib.crc32(data, crc)
+                remaining -= len(data)
+        return crc
 
     def tail(self, offset: int) -> bytes:
         """The FINGERPRINT_BYTES bytes of the content that end at `offset` (decompressed)."""
@@ -136,11 +151,13 @@ class FileIdentity:
     head: str  # fingerprint of its first min(offset, FINGERPRINT_BYTES) bytes
     mtime_ns: int  # when it was last seen written (0: unknown)
     tail: str = ""  # fingerprint of the FINGERPRINT_BYTES bytes before offset ("": not recorded)
+    crc: int | None = None  # CRC-32 of the bytes before offset (None: not recorded)
 
     @classmethod
     def from_saved(cls, saved: dict[str, Any]) -> FileIdentity:
+        crc = saved.get("crc")
         return cls(int(saved["dev"]), int(saved["ino"]), int(saved["offset"]), str(saved.get("head", "")),
-                   int(saved.get("mtime_ns", 0)), str(saved.get("tail", "")))
+                   int(saved.get("mtime_ns", 0)), str(saved.get("tail", "")), None if crc is None else int(crc))
 
 
 def _same_content(candidate: Candidate, want: FileIdentity) -> bool:
@@ -149,6 +166,8 @@ def _same_content(candidate: Candidate, want: FileIdentity) -> bool:
     try:
         if fingerprint(candidate.head(want.offset)) != want.head:
             return False
+        if want.crc is not None:
+            return candidate.crc(want.offset) == want.crc
         return not want.tail or fingerprint(candidate.tail(want.offset)) == want.tail
     except (OSError, EOFError, ValueError, lzma.LZMAError):
         return False

@@ -6,6 +6,7 @@ and logrotate; see exporter/sources/rotation.py.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 import os
@@ -177,3 +178,49 @@ async def test_two_rotations_between_polls_read_the_middle_file(tmp_path: Path) 
         await until(lambda: total(pipeline) == 7, what="middle file and new file")
         await __import__("asyncio").sleep(0.6)
     assert total(pipeline) == 7 and source.stats.read == 3
+
+
+class LumberjackWriter:
+    """Writes lines like lumberjack: rotate by size to `<stem>-<UTC time><ext>`, gzip every other backup."""
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.path, self.max_bytes = path, max_bytes
+        self.written = 0.0  # packets written
+        self.rotations = 0
+        self.clock = 0
+
+    def write(self, packets: int) -> None:
+        line = calico_line(packets)
+        if self.path.exists() and self.path.stat().st_size + len(line) > self.max_bytes:
+            self.clock += 1
+            backup = self.path.with_name(f"events-2026-12-04T10-{self.clock // 60:02d}-{self.clock % 60:02d}.000.log")
+            os.rename(self.path, backup)
+            self.rotations += 1
+            if self.rotations % 2:
+                with gzip.open(f"{backup}.gz", "wb") as packed:
+                    packed.write(backup.read_bytes())
+                backup.unlink()
+        append(self.path, line)
+        self.written += packets
+
+
+async def test_repeated_restarts_across_busy_rotations_count_every_line_once(tmp_path: Path) -> None:
+    """Five stop/start cycles, each down across several size rotations: the totals are exact."""
+    log, state = tmp_path / "events.log", tmp_path / "state"
+    writer = LumberjackWriter(log, max_bytes=4_000)
+    pipeline = Pipeline()  # kept across restarts: its totals sum every run
+    packets = iter(range(1, 10**9))
+    log.write_bytes(b"")
+    for _cycle in range(5):
+        source = follower(log, pipeline, state)
+        async with Running(source):
+            for _ in range(40):  # written while running, rotating every ~8 lines
+                writer.write(next(packets))  # distinct lines, as real events (timestamps)
+                await asyncio.sleep(0.002)
+            await until(lambda: total(pipeline) == writer.written, timeout=10, what="running catch-up")
+        for _ in range(60):  # written while down: several rotations, half of them compressed
+            writer.write(next(packets))  # distinct lines, as real events (timestamps)
+    source = follower(log, pipeline, state)
+    await run_until(source, pipeline, writer.written)
+    assert writer.rotations >= 10
+    assert total(pipeline) == writer.written and source.stats.invalid == 0
