@@ -33,7 +33,14 @@ from exporter.sources.guard import guard_decoder
 from exporter.sources.lines import LineSplitter
 from exporter.sources.metrics import source_metrics
 from exporter.sources.options import FileOptions
-from exporter.sources.rotation import Candidate, FileIdentity, locate, rotation_chain, successors
+from exporter.sources.rotation import (
+    Candidate,
+    FileIdentity,
+    locate,
+    rotation_chain,
+    samples_print,
+    successors,
+)
 from exporter.sources.util import wait_stop
 
 log = logging.getLogger("netpol_exporter.sources.file")
@@ -48,11 +55,8 @@ def _fingerprint(fd: int, limit: int) -> str:
     return hashlib.sha256(head).hexdigest()[:16]
 
 
-def _tail_print(fd: int, offset: int) -> str:
-    """The fingerprint of the bytes before `offset`: tells an appended file from another with the same
-    first bytes (a new file on a reused inode)."""
-    start = max(0, offset - FINGERPRINT_BYTES)
-    return hashlib.sha256(os.pread(fd, offset - start, start)).hexdigest()[:16]
+def _samples(fd: int, offset: int) -> str:
+    return samples_print(lambda start, length: os.pread(fd, length, start), offset)
 
 
 class FileSource(Source):
@@ -76,7 +80,7 @@ class FileSource(Source):
         self._stream_mtime_ns = 0
         self._id: tuple[int, int] = (0, 0)  # (st_dev, st_ino) of the open file
         self._pos = 0  # bytes read from the open file (decompressed for a compressed backup)
-        self._crc = 0  # CRC-32 of the open file's bytes before the resume offset (its identity)
+        self._crc = 0  # a compressed backup being read: CRC-32 of its bytes before the resume offset
         self._lineno = 0  # lines read from the open file
         self._where = path  # the open file's name, for error messages
         self._finishing = False  # the open file was rotated away: read it to its end, then its successor
@@ -149,7 +153,7 @@ class FileSource(Source):
             before = self._splitter.overlong
             lines = self._splitter.feed(chunk)
             consumed = self._pos - len(self._splitter.partial) - old_offset
-            if consumed > 0:  # a partial line is consumed whole or not at all
+            if consumed > 0 and self._stream is not None:  # a partial line is consumed whole or not at all
                 self._crc = zlib.crc32(memoryview(chunk)[:consumed - len(old_partial)],
                                        zlib.crc32(old_partial, self._crc))
             if self._splitter.overlong != before:
@@ -299,22 +303,20 @@ class FileSource(Source):
             self._stream = None
 
     def _seek(self, offset: int, lineno: int) -> None:
-        """Skip to `offset` (reading what is skipped: the CRC of the bytes before it is the file's identity)."""
+        """Skip to `offset`; a compressed stream is read up to it (the CRC of those bytes is its identity)."""
+        self._lineno = lineno
+        if self._stream is None:
+            assert self._fd is not None
+            self._pos = os.lseek(self._fd, offset, os.SEEK_SET)
+            return
         crc, remaining = 0, offset
         while remaining > 0:
-            step = min(remaining, self.opts.read_chunk_bytes)
-            if self._stream is not None:
-                data = self._stream.read(step)
-            else:
-                assert self._fd is not None
-                data = os.pread(self._fd, step, offset - remaining)
+            data = self._stream.read(min(remaining, self.opts.read_chunk_bytes))
             if not data:
                 break
             crc = zlib.crc32(data, crc)
             remaining -= len(data)
-        self._pos, self._crc, self._lineno = offset - remaining, crc, lineno
-        if self._fd is not None:
-            os.lseek(self._fd, self._pos, os.SEEK_SET)
+        self._pos, self._crc = offset - remaining, crc
 
     def _resume(self) -> None:
         saved = self.checkpoint.load() if self.checkpoint else None
@@ -358,8 +360,10 @@ class FileSource(Source):
     def _identity(self) -> FileIdentity:
         offset = self._pos - len(self._splitter.partial)
         mtime_ns = os.fstat(self._fd).st_mtime_ns if self._fd is not None else self._stream_mtime_ns
-        return FileIdentity(self._id[0], self._id[1], offset, self._head_print(offset), mtime_ns,
-                            _tail_print(self._fd, offset) if self._fd is not None else "", self._crc)
+        if self._fd is not None:
+            return FileIdentity(self._id[0], self._id[1], offset, self._head_print(offset), mtime_ns,
+                                samples=_samples(self._fd, offset))
+        return FileIdentity(self._id[0], self._id[1], offset, self._head_print(offset), mtime_ns, crc=self._crc)
 
     def position(self) -> dict[str, Any] | None:
         """The resume point: just after the last line fully ingested from the open file."""
@@ -367,14 +371,13 @@ class FileSource(Source):
             return None
         offset = self._pos - len(self._splitter.partial)
         data: dict[str, Any] = {"path": self.path, "file": self._where, "dev": self._id[0], "ino": self._id[1],
-                                "offset": offset, "line": self._lineno, "head": self._head_print(offset),
-                                "crc": self._crc}
+                                "offset": offset, "line": self._lineno, "head": self._head_print(offset)}
         if self._fd is not None:
             st = os.fstat(self._fd)
             data["size"], data["mtime_ns"] = st.st_size, st.st_mtime_ns
-            data["tail"] = _tail_print(self._fd, offset)
+            data["samples"] = _samples(self._fd, offset)
         else:
-            data["mtime_ns"] = self._stream_mtime_ns
+            data["mtime_ns"], data["crc"] = self._stream_mtime_ns, self._crc
         return data
 
     def save_checkpoint(self) -> None:

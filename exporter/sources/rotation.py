@@ -5,9 +5,10 @@ Backup names recognised beside `PATH` (`<stem><ext>`):
   lumberjack): `<stem>-<UTC 2006-01-02T15-04-05.000><ext>`, optionally `.gz`;
 - logrotate: `<name>.N` (higher N is older) and `dateext` `<name>-YYYYMMDD[...]`, optionally `.gz`, `.bz2`,
   `.xz`.
-Files are identified by device+inode; content fingerprints (of the first bytes, and a CRC-32 of every
-byte read so far, decompressed) confirm it where an inode may have been reused, and find a backup that
-was compressed or copied (copytruncate).
+Files are identified by device+inode; content fingerprints (of the first bytes, and of SAMPLES windows
+spread over everything read so far, decompressed; a CRC-32 of every byte for a compressed backup being
+read) confirm it where an inode may have been reused, and find a backup that was compressed or copied
+(copytruncate).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 FINGERPRINT_BYTES = 256
+SAMPLES, SAMPLE_BYTES = 16, 64  # windows spread over the bytes read, the last one ending at the offset
 # A fingerprint over fewer bytes than this is too weak to identify a file without its inode.
 MIN_FINGERPRINT_BYTES = 64
 OPENERS: dict[str, Callable[[str], io.BufferedIOBase]] = {
@@ -36,6 +38,27 @@ OPENERS: dict[str, Callable[[str], io.BufferedIOBase]] = {
 
 def fingerprint(head: bytes) -> str:
     return hashlib.sha256(head[:FINGERPRINT_BYTES]).hexdigest()[:16]
+
+
+def sample_windows(offset: int) -> list[tuple[int, int]]:
+    """(start, length) of the sampled windows of the first `offset` bytes, ascending, not overlapping."""
+    starts = sorted({offset * i // SAMPLES for i in range(SAMPLES)} | {max(0, offset - SAMPLE_BYTES)})
+    windows, end = [], 0
+    for start in starts:
+        start = max(start, end)
+        stop = min(start + SAMPLE_BYTES, offset)
+        if stop > start:
+            windows.append((start, stop - start))
+            end = stop
+    return windows
+
+
+def samples_print(read_at: Callable[[int, int], bytes], offset: int) -> str:
+    """The fingerprint of the sampled windows, read with `read_at(start, length)`."""
+    digest = hashlib.sha256()
+    for start, length in sample_windows(offset):
+        digest.update(read_at(start, length))
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -76,21 +99,33 @@ class Candidate:
                 remaining -= len(data)
         return crc
 
-    def tail(self, offset: int) -> bytes:
-        """The FINGERPRINT_BYTES bytes of the content that end at `offset` (decompressed)."""
-        start = max(0, offset - FINGERPRINT_BYTES)
-        if self.compression:
-            with self.open_stream() as stream:
-                while start > 0:
-                    skipped = len(stream.read(min(start, 1 << 20)))
+    def samples(self, offset: int) -> str | None:
+        """samples_print of the first `offset` bytes of the content; None when it is shorter."""
+        if not self.compression:
+            with open(self.path, "rb") as plain:
+                if os.fstat(plain.fileno()).st_size < offset:
+                    return None
+                return samples_print(lambda start, length: os.pread(plain.fileno(), length, start), offset)
+        with self.open_stream() as stream:
+            position = 0
+
+            def read_at(start: int, length: int) -> bytes:  # ascending, not overlapping: read on
+                nonlocal position
+                while position < start:
+                    skipped = len(stream.read(min(start - position, 1 << 20)))
                     if not skipped:
-                        return b""
-                    start -= skipped
-                    offset -= skipped
-                return stream.read(offset)
-        with open(self.path, "rb") as plain:
-            plain.seek(start)
-            return plain.read(offset - start)
+                        raise EOFError
+                    position += skipped
+                data = stream.read(length)
+                position += len(data)
+                if len(data) < length:
+                    raise EOFError
+                return data
+
+            try:
+                return samples_print(read_at, offset)
+            except EOFError:
+                return None
 
 
 def _patterns(path: str) -> list[tuple[re.Pattern[str], Callable[[str], tuple[int, str]]]]:
@@ -150,14 +185,14 @@ class FileIdentity:
     offset: int  # bytes of its content already read
     head: str  # fingerprint of its first min(offset, FINGERPRINT_BYTES) bytes
     mtime_ns: int  # when it was last seen written (0: unknown)
-    tail: str = ""  # fingerprint of the FINGERPRINT_BYTES bytes before offset ("": not recorded)
-    crc: int | None = None  # CRC-32 of the bytes before offset (None: not recorded)
+    samples: str = ""  # samples_print of the bytes before offset ("": not recorded)
+    crc: int | None = None  # CRC-32 of the bytes before offset (a compressed backup; None: not recorded)
 
     @classmethod
     def from_saved(cls, saved: dict[str, Any]) -> FileIdentity:
         crc = saved.get("crc")
         return cls(int(saved["dev"]), int(saved["ino"]), int(saved["offset"]), str(saved.get("head", "")),
-                   int(saved.get("mtime_ns", 0)), str(saved.get("tail", "")), None if crc is None else int(crc))
+                   int(saved.get("mtime_ns", 0)), str(saved.get("samples", "")), None if crc is None else int(crc))
 
 
 def _same_content(candidate: Candidate, want: FileIdentity) -> bool:
@@ -166,9 +201,9 @@ def _same_content(candidate: Candidate, want: FileIdentity) -> bool:
     try:
         if fingerprint(candidate.head(want.offset)) != want.head:
             return False
-        if want.crc is not None:
-            return candidate.crc(want.offset) == want.crc
-        return not want.tail or fingerprint(candidate.tail(want.offset)) == want.tail
+        if want.samples:
+            return candidate.samples(want.offset) == want.samples
+        return want.crc is None or candidate.crc(want.offset) == want.crc
     except (OSError, EOFError, ValueError, lzma.LZMAError):
         return False
 
