@@ -37,6 +37,7 @@ from exporter.sources.rotation import (
     Candidate,
     FileIdentity,
     locate,
+    read_up_to,
     rotation_chain,
     samples_print,
     successors,
@@ -122,8 +123,8 @@ class FileSource(Source):
     # -- reading -----------------------------------------------------------------------------------
 
     def _read_chunk(self) -> bytes:
-        if self._stream is not None:
-            return self._stream.read(self.opts.read_chunk_bytes)
+        if self._stream is not None:  # read1: the bytes before a damaged part are returned first
+            return self._stream.read1(self.opts.read_chunk_bytes)
         assert self._fd is not None
         return os.read(self._fd, self.opts.read_chunk_bytes)
 
@@ -137,6 +138,9 @@ class FileSource(Source):
                 if self._stream is not None:
                     log.error("%s: cannot read %s past byte %d: %s; going on with the next file", self.spec,
                               self._where, self._pos, exc)
+                    with contextlib.suppress(OSError, EOFError, ValueError):
+                        self._stream.close()
+                    self._stream = io.BytesIO()  # what could be read was read: finish it as it is
                     await self._finish_and_close("rotated")
                     return True
                 log.error("%s: read error on %s: %s; reopening", self.spec, self._where, exc)
@@ -311,7 +315,7 @@ class FileSource(Source):
             return
         crc, remaining = 0, offset
         while remaining > 0:
-            data = self._stream.read(min(remaining, self.opts.read_chunk_bytes))
+            data = read_up_to(self._stream, min(remaining, self.opts.read_chunk_bytes))
             if not data:
                 break
             crc = zlib.crc32(data, crc)
@@ -319,6 +323,8 @@ class FileSource(Source):
         self._pos, self._crc = offset - remaining, crc
 
     def _resume(self) -> None:
+        self._close_fd()  # restarted after a failure: start over from the checkpoint
+        self._done = None
         saved = self.checkpoint.load() if self.checkpoint else None
         if not saved or saved.get("path") != self.path:
             self._open_path(from_end=self.opts.start_at == "end")

@@ -36,6 +36,22 @@ OPENERS: dict[str, Callable[[str], io.BufferedIOBase]] = {
 }
 
 
+def read_up_to(stream: io.BufferedIOBase, size: int) -> bytes:
+    """Up to `size` bytes: fewer at the end, or where a damaged compressed stream stops (read1, so the
+    bytes before the damage are not lost with the exception)."""
+    parts = []
+    while size > 0:
+        try:
+            data = stream.read1(min(size, 1 << 20))
+        except (OSError, EOFError, ValueError, lzma.LZMAError):
+            break
+        if not data:
+            break
+        parts.append(data)
+        size -= len(data)
+    return b"".join(parts)
+
+
 def fingerprint(head: bytes) -> str:
     return hashlib.sha256(head[:FINGERPRINT_BYTES]).hexdigest()[:16]
 
@@ -79,20 +95,18 @@ class Candidate:
 
     def head(self, length: int) -> bytes:
         """The first `length` bytes of the content (decompressed)."""
-        length = min(length, FINGERPRINT_BYTES)
-        if self.compression:
-            with self.open_stream() as stream:
-                return stream.read(length)
-        with open(self.path, "rb") as plain:
-            return plain.read(length)
+        with self._open() as stream:
+            return read_up_to(stream, min(length, FINGERPRINT_BYTES))
+
+    def _open(self) -> io.BufferedIOBase:
+        return self.open_stream() if self.compression else open(self.path, "rb")
 
     def crc(self, offset: int) -> int | None:
         """CRC-32 of the first `offset` bytes of the content (decompressed); None when it is shorter."""
         crc, remaining = 0, offset
-        opener = self.open_stream if self.compression else lambda: open(self.path, "rb")  # noqa: SIM115
-        with opener() as stream:
+        with self._open() as stream:
             while remaining > 0:
-                data = stream.read(min(remaining, 1 << 20))
+                data = read_up_to(stream, min(remaining, 1 << 20))
                 if not data:
                     return None
                 crc = zlib.crc32(data, crc)
@@ -112,11 +126,11 @@ class Candidate:
             def read_at(start: int, length: int) -> bytes:  # ascending, not overlapping: read on
                 nonlocal position
                 while position < start:
-                    skipped = len(stream.read(min(start - position, 1 << 20)))
+                    skipped = len(read_up_to(stream, start - position))
                     if not skipped:
                         raise EOFError
                     position += skipped
-                data = stream.read(length)
+                data = read_up_to(stream, length)
                 position += len(data)
                 if len(data) < length:
                     raise EOFError

@@ -224,3 +224,23 @@ async def test_repeated_restarts_across_busy_rotations_count_every_line_once(tmp
     await run_until(source, pipeline, writer.written)
     assert writer.rotations >= 10
     assert total(pipeline) == writer.written and source.stats.invalid == 0
+
+
+async def test_a_damaged_compressed_backup_is_read_as_far_as_it_goes(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    log, state = tmp_path / "events.log", tmp_path / "state"
+    log.write_bytes(lines(1))
+    await first_run(log, state, 1)
+    append(log, lines(2, 4))
+    backup = tmp_path / "events-2026-12-04T10-00-00.000.log"
+    os.rename(log, backup)
+    packed = gzip.compress(backup.read_bytes())
+    Path(f"{backup}.gz").write_bytes(packed[:-12])  # the end of the stream is missing
+    backup.unlink()
+    log.write_bytes(lines(8))
+    pipeline = Pipeline()
+    source = follower(log, pipeline, state)
+    with caplog.at_level(logging.ERROR):
+        await run_until(source, pipeline, 8)
+    # the line before the damage counts, the one cut by it is invalid, then the files after it are read
+    assert total(pipeline) == 10 and source.stats.invalid == 1 and "cannot read" in caplog.text
