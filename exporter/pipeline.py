@@ -6,7 +6,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from exporter.config import Config
 from exporter.counting import FlowCounter
@@ -147,12 +147,12 @@ class Pipeline:
                      where: str = "") -> Callable[[], tuple[int, int, int]]:
         """Decode a batch now (its invalid lines are logged) and count nothing; the returned `commit`
         counts it — valid records, invalid and ignored lines — in one synchronous step and returns
-        (lines read, counted, invalid). A push receiver
-        decodes a whole body this way, chunk by chunk with the event loop running in between, then
-        commits every chunk at once: a batch is counted whole or not at all, and a retry after any answer
-        but 200 finds nothing of it counted. Any exception a line raises makes that line invalid."""
+        (lines read, counted, invalid). A push receiver decodes a whole body this way, chunk by chunk
+        with the event loop running in between, then commits every chunk at once: a batch is counted
+        whole or not at all, and a retry after any answer but 200 finds nothing of it counted. Any
+        exception a line raises makes that line invalid. Counting mirrors ingest()'s loop."""
         decode = stats.decode
-        decoded: list[Any] = []
+        decoded: list[FlowRecord | None] = []  # and LostEvents
         lineno = first_line - 1
         read = invalid = 0
         for line in lines:
@@ -161,7 +161,7 @@ class Pipeline:
                 continue
             read += 1
             try:
-                decoded.append(decode(line))
+                decoded.append(decode(line))  # type: ignore[arg-type]
             except Exception as exc:  # RecursionError, UnicodeDecodeError...: this line's fault only
                 error = exc if isinstance(exc, DecodeError) else DecodeError(f"cannot decode: {type(exc).__name__}")
                 invalid += 1
@@ -182,7 +182,7 @@ class Pipeline:
                     else:
                         ignored += 1
                 else:  # LostEvents
-                    lost += record.count
+                    lost += record.count  # type: ignore[attr-defined]
                     ignored += 1
             stats.read += read
             stats.invalid += invalid
