@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -113,6 +112,28 @@ def _security_middleware(service: Service, auth: BasicAuth | None) -> Any:
               if web_config is not None and web_config.rate_interval > 0 else None)
     headers: dict[str, str] = web_config.headers if web_config is not None else {}
 
+    def _certificate_refusal(request: web.Request) -> web.Response | None:
+        if web_config is not None and web_config.require_client_cert:
+            sans = _peer_sans(request)
+            if sans is None:
+                return web.Response(status=403, text="a client certificate is required\n")
+            if web_config.client_allowed_sans and not (sans & web_config.client_allowed_sans):
+                return web.Response(status=403, text="client certificate not allowed\n")
+        return None
+
+    async def _credentials_valid(request: web.Request) -> bool:
+        """What a non-probe path would let through: the client certificate and basic auth configured."""
+        if _certificate_refusal(request) is not None:
+            return False
+        if auth is None:
+            return True
+        if "Authorization" not in request.headers:
+            return False
+        try:
+            return await auth.authenticate(request.headers["Authorization"]) is not None
+        except AuthBusy:
+            return False
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await _guarded(request, handler)
@@ -123,18 +144,11 @@ def _security_middleware(service: Service, auth: BasicAuth | None) -> Any:
     async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in PROBE_PATHS:
             # Probes stay reachable without credentials; /readyz shows details only to valid ones.
-            request[AUTHENTICATED_KEY] = auth is None
-            if auth is not None and "Authorization" in request.headers:
-                with contextlib.suppress(AuthBusy):
-                    user = await auth.authenticate(request.headers["Authorization"])
-                    request[AUTHENTICATED_KEY] = user is not None
+            request[AUTHENTICATED_KEY] = await _credentials_valid(request)
             return await handler(request)
-        if web_config is not None and web_config.require_client_cert:
-            sans = _peer_sans(request)
-            if sans is None:
-                return web.Response(status=403, text="a client certificate is required\n")
-            if web_config.client_allowed_sans and not (sans & web_config.client_allowed_sans):
-                return web.Response(status=403, text="client certificate not allowed\n")
+        refused = _certificate_refusal(request)
+        if refused is not None:
+            return refused
         client = request.remote or ""
         if auth is not None:
             try:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import ssl
 import time
+from pathlib import Path
 
 import aiohttp
 import bcrypt
@@ -15,8 +17,8 @@ import pytest
 
 from exporter.service import http as service_http
 from exporter.service.auth import BasicAuth
-from exporter.service.webconfig import parse_web_config
-from tests.service.helpers import FIXTURE_LINES, GatedSource, ListSource, running_service
+from exporter.service.webconfig import load_web_config, parse_web_config
+from tests.service.helpers import FIXTURE_LINES, GatedSource, ListSource, make_certs, running_service
 
 PASSWORD = "correct horse battery staple"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
@@ -127,3 +129,24 @@ async def test_readyz_shows_details_only_to_valid_credentials() -> None:
         await asyncio.sleep(0.1)
         async with http.get(url + "/readyz") as resp:
             assert resp.status == 200 and await resp.json() == {"ready": True, "not_ready": []}
+
+
+async def test_readyz_details_need_the_client_certificate_under_mtls(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path)
+    web = load_web_config_text(tmp_path, f"tls_server_config:\n  cert_file: {certs.server_cert}\n"
+                               f"  key_file: {certs.server_key}\n  client_auth_type: RequireAndVerifyClientCert\n"
+                               f"  client_ca_file: {certs.ca}\n")
+    anonymous_tls = ssl.create_default_context(cafile=str(certs.ca))
+    client_tls = ssl.create_default_context(cafile=str(certs.ca))
+    client_tls.load_cert_chain(certs.client_cert, certs.client_key)
+    async with running_service(fixture_source, web_config=web) as (_service, url), aiohttp.ClientSession() as http:
+        async with http.get(url + "/readyz", ssl=anonymous_tls) as resp:
+            assert resp.status == 200 and await resp.json() == {"ready": True, "not_ready": []}
+        async with http.get(url + "/readyz", ssl=client_tls) as resp:
+            assert (await resp.json())["sources"] == {"test:fixture": "running"}
+
+
+def load_web_config_text(directory: Path, text: str):  # type: ignore[no-untyped-def]
+    path = directory / "web.yml"
+    path.write_text(text)
+    return load_web_config(path)
