@@ -19,7 +19,7 @@ import time
 
 import bcrypt
 
-CACHE_SECONDS = 60.0
+CACHE_SECONDS = 300.0  # longer than any scrape interval: a scraping Prometheus stays cached
 FAILURE_CACHE_SECONDS = 60.0
 CACHE_MAX = 1024
 MAX_CONCURRENT_HASHES = 1
