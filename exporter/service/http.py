@@ -144,7 +144,8 @@ def _security_middleware(service: Service, auth: BasicAuth | None) -> Any:
     async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in PROBE_PATHS:
             # Probes stay reachable without credentials; /readyz shows details only to valid ones.
-            request[AUTHENTICATED_KEY] = await _credentials_valid(request)
+            if request.path == "/readyz":
+                request[AUTHENTICATED_KEY] = await _credentials_valid(request)
             return await handler(request)
         refused = _certificate_refusal(request)
         if refused is not None:
