@@ -173,6 +173,10 @@ def rotation_chain(path: str) -> list[Candidate]:
             if candidate is not None:
                 found.append(candidate)
             break
+    # A backup being compressed exists twice for a moment (lumberjack, logrotate): the plain file is the
+    # one to read; its compressed copy, still being written, has the same content.
+    plain = {c.path for c in found if not c.compression}
+    found = [c for c in found if not c.compression or c.path[:-len(c.compression)] not in plain]
     found.sort(key=lambda c: (c.order, c.mtime_ns))
     current = _candidate(path, (9, ""), "")
     if current is not None:

@@ -244,3 +244,26 @@ async def test_a_damaged_compressed_backup_is_read_as_far_as_it_goes(tmp_path: P
         await run_until(source, pipeline, 8)
     # the line before the damage counts, the one cut by it is invalid, then the files after it are read
     assert total(pipeline) == 10 and source.stats.invalid == 1 and "cannot read" in caplog.text
+
+
+async def test_a_backup_being_compressed_is_read_once(tmp_path: Path) -> None:
+    """lumberjack writes `<backup>.gz`, then removes `<backup>`: for a moment both exist."""
+    log, state = tmp_path / "events.log", tmp_path / "state"
+    log.write_bytes(lines(1))
+    await first_run(log, state, 1)
+    append(log, lines(2))
+    backup = tmp_path / "events-2026-12-04T10-00-00.000.log"
+    os.rename(log, backup)
+    with gzip.open(f"{backup}.gz", "wb") as packed:
+        packed.write(backup.read_bytes())
+    log.write_bytes(lines(4))
+    assert [Path(c.path).name for c in rotation_chain(str(log))] == [backup.name, log.name]
+    pipeline = Pipeline()
+    source = follower(log, pipeline, state)
+    await run_until(source, pipeline, 6)
+    backup.unlink()  # the compression finishes while the source follows PATH
+    append(log, lines(8))
+    async with Running(source):
+        await until(lambda: total(pipeline) == 14)
+        await asyncio.sleep(0.2)
+    assert total(pipeline) == 14 and source.stats.read == 3
