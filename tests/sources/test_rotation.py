@@ -267,3 +267,18 @@ async def test_a_backup_being_compressed_is_read_once(tmp_path: Path) -> None:
         await until(lambda: total(pipeline) == 14)
         await asyncio.sleep(0.2)
     assert total(pipeline) == 14 and source.stats.read == 3
+
+
+async def test_copytruncate_while_down_resumes_in_the_copy(tmp_path: Path) -> None:
+    log, state = tmp_path / "flows.log", tmp_path / "state"
+    log.write_bytes(lines(1, 2))
+    await first_run(log, state, 3)
+    append(log, lines(4))
+    (tmp_path / "flows.log.1").write_bytes(log.read_bytes())  # logrotate copytruncate: copy, then truncate
+    with open(log, "r+b") as out:
+        out.truncate(0)
+    append(log, lines(8, 16))
+    pipeline = Pipeline()
+    source = follower(log, pipeline, state)
+    await run_until(source, pipeline, 28)
+    assert total(pipeline) == 28 and source.stats.read == 3
