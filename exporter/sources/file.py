@@ -49,6 +49,7 @@ FINGERPRINT_BYTES = 256
 log = logging.getLogger("netpol_exporter.sources.file")
 FINGERPRINT_BYTES = 256
 OPEN_RETRIES = 3  # a successor renamed between listing and opening: list again
+_EMPTY_PRINT = hashlib.sha256(b"").hexdigest()[:16]  # the head fingerprint at offset 0
 
 
 def _fingerprint(fd: int, limit: int) -> str:
@@ -281,7 +282,8 @@ class FileSource(Source):
         """Open the file to read now: the oldest file rotated after the last one finished, else PATH."""
         if self._done is None:
             return self._open_path(from_end=False)
-        for _attempt in range(OPEN_RETRIES):
+        attempts = 0
+        while attempts < OPEN_RETRIES:
             chain = rotation_chain(self.path)
             following = successors(chain, self._done)
             if not following:
@@ -295,7 +297,17 @@ class FileSource(Source):
                     self._done = None
                 self.set_state("running")
                 return True
+            if candidate.path != self.path and os.path.exists(candidate.path):
+                self._skip_unreadable(candidate)  # it would block every file after it
+                continue
+            attempts += 1  # gone or replaced meanwhile: list again
         return False
+
+    def _skip_unreadable(self, candidate: Candidate) -> None:
+        log.error("%s: cannot read the backup %s; its %d bytes are counted as lost", self.spec, candidate.path,
+                  candidate.size)
+        self.metrics.inc(self.metrics.bytes_lost, self.spec, candidate.size)
+        self._done = FileIdentity(candidate.dev, candidate.ino, 0, _EMPTY_PRINT, candidate.mtime_ns)
 
     def _close_fd(self) -> None:
         if self._fd is not None:

@@ -282,3 +282,19 @@ async def test_copytruncate_while_down_resumes_in_the_copy(tmp_path: Path) -> No
     source = follower(log, pipeline, state)
     await run_until(source, pipeline, 28)
     assert total(pipeline) == 28 and source.stats.read == 3
+
+
+async def test_a_backup_that_is_not_what_its_name_says_is_skipped(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    log, state = tmp_path / "events.log", tmp_path / "state"
+    log.write_bytes(lines(1))
+    await first_run(log, state, 1)
+    append(log, lines(2))
+    os.rename(log, tmp_path / "events-2026-12-04T10-00-00.000.log")
+    (tmp_path / "events-2026-12-04T10-00-05.000.log.gz").write_bytes(b"not gzip at all\n")
+    log.write_bytes(lines(4))
+    pipeline = Pipeline()
+    source = follower(log, pipeline, state)
+    with caplog.at_level(logging.ERROR):
+        await run_until(source, pipeline, 6)
+    assert total(pipeline) == 6 and "cannot read" in caplog.text
