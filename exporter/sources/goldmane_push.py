@@ -42,6 +42,7 @@ ACCEPTED_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "appli
 ENCODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
 INFLATE_STEP = 1 << 20  # inflate at most this much per call: stopping at the limit costs no more
 MAX_WAITING_REQUESTS = 64  # beyond, a request is answered 503 at once
+LINE_OVERHEAD = 64  # memory a held line costs beyond its bytes (object header, list slot): many tiny lines
 
 
 class Refused(Exception):
@@ -221,8 +222,8 @@ class GoldmanePushSource(Source):
             raise Refused(413, f"body larger than {limit} bytes")
         inflater = _Inflater(ENCODINGS[encoding]) if encoding in ENCODINGS else None
         lines: list[bytes] = []
-        partial = b""
-        received = 0
+        partial = bytearray()  # appended in place: a long line costs no quadratic copying
+        received = inflated = 0
         try:
             async with asyncio.timeout(self.opts.body_timeout_seconds):
                 while True:
@@ -232,16 +233,22 @@ class GoldmanePushSource(Source):
                     received += len(raw)
                     if received > limit:
                         raise Refused(413, f"body larger than {limit} bytes")
-                    pieces = self._inflate(inflater, raw, limit, held) if inflater else [raw]
+                    pieces = self._inflate(inflater, raw, limit - inflated) if inflater else [raw]
                     for piece in pieces:
-                        self._hold(len(piece), held, limit)
-                        data = partial + piece if partial else piece
-                        cut = data.rfind(b"\n")
+                        inflated += len(piece)
+                        if inflated > limit:
+                            raise Refused(413, f"body larger than {limit} bytes once inflated")
+                        self._hold(len(piece) + LINE_OVERHEAD * piece.count(b"\n"), held)
+                        cut = piece.rfind(b"\n")
                         if cut < 0:
-                            partial = data
+                            partial += piece
                             continue
-                        lines.extend(data[:cut].split(b"\n"))
-                        partial = data[cut + 1:]
+                        if partial:
+                            partial += piece[:cut]
+                            lines.extend(bytes(partial).split(b"\n"))
+                        else:
+                            lines.extend(piece[:cut].split(b"\n"))
+                        partial = bytearray(piece[cut + 1:])
         except TimeoutError:
             raise Refused(408, f"body not received within {self.opts.body_timeout_seconds:g} s") from None
         except (ConnectionError, ClientPayloadError) as exc:  # the client left mid-body
@@ -249,26 +256,27 @@ class GoldmanePushSource(Source):
         if inflater is not None and not inflater.complete:
             raise Refused(400, f"{encoding} body ends before its end of stream")
         if partial:
-            lines.append(partial)
+            lines.append(bytes(partial))
         return lines
 
-    def _inflate(self, inflater: _Inflater, raw: bytes, limit: int, held: list[int]) -> list[bytes]:
+    def _inflate(self, inflater: _Inflater, raw: bytes, room: int) -> list[bytes]:
+        """Inflate `raw`, stopping as soon as more than `room` bytes came out (413)."""
         out = []
-        inflated = held[0]
+        inflated = 0
         try:
             for piece in inflater.feed(raw):
                 inflated += len(piece)
-                if inflated > limit:
-                    raise Refused(413, f"body larger than {limit} bytes once inflated")
+                if inflated > room:
+                    raise Refused(413, f"body larger than {self.opts.max_body_bytes} bytes once inflated")
                 out.append(piece)
         except zlib.error as exc:
             raise Refused(400, f"body does not inflate: {exc}") from None
         return out
 
-    def _hold(self, size: int, held: list[int], limit: int) -> None:
-        if held[0] + size > limit:
-            raise Refused(413, f"body larger than {limit} bytes once inflated")
+    def _hold(self, size: int, held: list[int]) -> None:
+        """Count `size` bytes of memory against max_buffered_bytes (503 beyond)."""
         if self.buffered + size > self.opts.max_buffered_bytes:
-            raise Refused(503, f"busy: {self.opts.max_buffered_bytes} body bytes held by other pushes")
+            raise Refused(503, "busy: the pushes being received would hold more than "
+                               f"{self.opts.max_buffered_bytes} bytes")
         held[0] += size
         self.buffered += size

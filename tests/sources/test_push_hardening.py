@@ -111,7 +111,7 @@ async def test_concurrent_and_buffered_bounds_answer_503_and_slow_bodies_408(
     async with Running(limited):
         await until(lambda: limited.bound_port is not None)
         status, answer = await post(limited, (goldmane_flow(packets_in=1) + b"\n") * 20)
-        assert status == 503 and "held by other pushes" in str(answer["error"])
+        assert status == 503 and "would hold more than" in str(answer["error"])
         assert total(small) == 0
 
 
@@ -156,3 +156,16 @@ async def test_a_body_cut_short_by_the_client_counts_nothing() -> None:
         await until(lambda: source._active == 0, what="the cut body given up")
     assert total(pipeline) == 0 and source.stats.read == 0
     assert source.metrics.push_requests[(source.spec, "400")] == 1
+
+
+async def test_many_tiny_lines_count_against_the_buffer_bound() -> None:
+    """A body of empty lines costs a list slot per line: held memory counts it, not only the bytes."""
+    pipeline = Pipeline()
+    source = receiver(pipeline, max_buffered_bytes=1 << 20)
+    async with Running(source):
+        await until(lambda: source.bound_port is not None)
+        status, answer = await post(source, b"a\n" * 100_000)  # 200 kB of bytes, ~6 MB as a list of lines
+        assert status == 503 and "would hold more than" in str(answer["error"])
+        status, answer = await post(source, b"x" * 600_000 + b"\n" + goldmane_flow(packets_in=3))
+        assert status == 200 and answer == {"lines": 2, "counted": 1, "invalid": 1}  # one long line: linear
+    assert total(pipeline) == 3 and source.buffered == 0
