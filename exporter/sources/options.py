@@ -68,8 +68,8 @@ class GoldmanePushOptions(_Options):
                              "steps); a body is counted only once all of it is decoded.")
     max_concurrent_requests: int = Field(4, ge=1, description="POSTs received and counted at once; more "
                                          "wait for a slot up to body_timeout_seconds, then get 503 (Goldmane retries).")
-    max_buffered_bytes: int = Field(128 << 20, ge=1024, description="Body bytes (inflated) held by all "
-                                    "requests together; a request that would pass it is answered 503.")
+    max_buffered_bytes: int = Field(128 << 20, ge=1024, description="Body bytes (inflated, plus 64 per "
+                                    "line) held by all requests together; a request that would pass it gets 503.")
     body_timeout_seconds: float = Field(30.0, gt=0, description="A body not received in full by then: 408.")
     idle_timeout_seconds: float = Field(15.0, gt=0, description="A connection without a complete request "
                                         "header for this long (new, or idle between requests) is closed.")
