@@ -37,6 +37,9 @@ class LabelsConfig(_Section):
 
 class SeriesConfig(_Section):
     max_per_family: int = Field(100_000, ge=1, description="Cap on live series per flow family.")
+    max_overflow_series: int = Field(
+        1000, ge=0, description="Cap on the per-policy `__overflow__` series per family; beyond it increments "
+        "fold into the one series with every label `__overflow__`.")
     idle_expiry_seconds: float = Field(
         1200, ge=0, description="Remove a series not incremented for this long (0: never). Keep it "
         "longer than the alert windows (the shipped rules look back 5-15 m).")

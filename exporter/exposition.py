@@ -28,9 +28,18 @@ class MetricFamily:
         self.samples[labels] = value
 
 
+INT_EXACT = 1 << 63  # integers below this render digit for digit; beyond, as a float Prometheus can parse
+
+
 def _number(value: float) -> str:
+    """A sample value Prometheus always parses: an integer beyond float range is `+Inf`/`-Inf`."""
     if isinstance(value, int):
-        return str(value)
+        if -INT_EXACT < value < INT_EXACT:
+            return str(int(value))  # int(): a bool renders 1/0
+        try:
+            value = float(value)
+        except OverflowError:
+            return "+Inf" if value > 0 else "-Inf"
     if value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     if math.isnan(value):

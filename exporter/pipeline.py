@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from exporter.config import Config
 from exporter.counting import FlowCounter
+from exporter.decoders import Decoded
 from exporter.exposition import iter_render, render
 from exporter.model import (
     FAMILY_HELP,
@@ -62,6 +63,7 @@ class Pipeline:
                 FAMILY_HELP[family],
                 FAMILY_LABELS[family],
                 max_series=cfg.series.max_per_family,
+                max_overflow_series=cfg.series.max_overflow_series,
                 disabled=cfg.labels.disabled,
             )
             for family in Family
@@ -84,11 +86,15 @@ class Pipeline:
     def ingest(self, stats: SourceStats, lines: Iterable[bytes], first_line: int = 1, where: str = "") -> None:
         """Decode and count a batch of lines from one source. Never raises for bad input: whatever a
         line's decoding raises makes that line invalid, and the lines after it still count."""
+        self._tally(stats, *self._decode_all(stats, lines, first_line, where))
+
+    def _decode_all(self, stats: SourceStats, lines: Iterable[bytes], first_line: int,
+                    where: str) -> tuple[list[Decoded], int, int]:
+        """The decoded records of a batch, and how many lines were read and invalid (logged here)."""
         decode = stats.decode
-        count = self.counter.count
-        now = time.monotonic()
-        read = counted = ignored = lost = 0
-        last_ns = 0
+        decoded: list[Decoded] = []
+        append = decoded.append
+        read = invalid = 0
         lineno = first_line - 1
         for line in lines:
             lineno += 1
@@ -96,15 +102,22 @@ class Pipeline:
                 continue
             read += 1
             try:
-                record = decode(line)
+                append(decode(line))
             except DecodeError as exc:
-                stats.invalid += 1
+                invalid += 1
                 self.on_invalid(stats, where or stats.name, lineno, exc)
-                continue
             except Exception as exc:  # RecursionError, UnicodeDecodeError ...: the line's fault, not ours
-                stats.invalid += 1
+                invalid += 1
                 self.on_invalid(stats, where or stats.name, lineno, DecodeError(f"{type(exc).__name__}: {exc}"))
-                continue
+        return decoded, read, invalid
+
+    def _tally(self, stats: SourceStats, decoded: list[Decoded], read: int, invalid: int) -> tuple[int, int, int]:
+        """Count decoded records (the counting rules) and the batch's self-metrics; (read, counted, invalid)."""
+        count = self.counter.count
+        now = time.monotonic()
+        counted = ignored = lost = 0
+        last_ns = 0
+        for record in decoded:
             if record is None:
                 ignored += 1
             elif type(record) is FlowRecord:
@@ -126,6 +139,7 @@ class Pipeline:
                 stats.missing_event_type += 1
                 ignored += 1
         stats.read += read
+        stats.invalid += invalid
         stats.counted += counted
         stats.ignored += ignored
         stats.lost += lost
@@ -133,6 +147,7 @@ class Pipeline:
             stats.last_event_time = max(stats.last_event_time, last_ns / 1e9)
         elif read:
             stats.last_event_time = max(stats.last_event_time, time.time())
+        return read, counted, invalid
 
     def expire(self) -> int:
         """Drop idle series (call periodically)."""
@@ -162,3 +177,14 @@ class Pipeline:
         elif seen == INVALID_REPORT_LIMIT:
             log.warning("%s: further invalid lines are counted in netpol_exporter_events_invalid_total "
                         "but not logged", where)
+
+    def decode_batch(self, stats: SourceStats, lines: list[bytes], first_line: int = 1,
+                     where: str = "") -> Callable[[], tuple[int, int, int]]:
+        """Decode a batch now (its invalid lines are logged) and count nothing; the returned `commit`
+        counts it — valid records, invalid and ignored lines — in one synchronous step and returns
+        (lines read, counted, invalid). A push receiver decodes a whole body this way, chunk by chunk
+        with the event loop running in between, then commits every chunk at once: a batch is counted
+        whole or not at all, and a retry after any answer but 200 finds nothing of it counted. Any
+        exception a line raises makes that line invalid."""
+        decoded, read, invalid = self._decode_all(stats, lines, first_line, where)
+        return lambda: self._tally(stats, decoded, read, invalid)

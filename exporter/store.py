@@ -2,8 +2,10 @@
 
 The store enforces the cardinality contract: an operator may switch labels off (the key is
 projected before lookup), live series are capped (a new label set beyond the cap is folded into
-`{policy=<its policy>, other labels="__overflow__"}`, so totals stay exact), and series idle for
-longer than the expiry are removed.
+`{policy=<its policy>, other labels="__overflow__"}`), the overflow series are capped too (beyond
+`max_overflow_series` of them, increments fold into the one series with every label `__overflow__`),
+so totals stay exact and the series count stays below max_series + max_overflow_series + 1; series
+idle for longer than the expiry are removed.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from operator import itemgetter
 from typing import Any
 
 OVERFLOW = "__overflow__"
+DEFAULT_MAX_OVERFLOW_SERIES = 1000
 
 
 def escape_label_value(value: str) -> str:
+    if not value.isascii():  # a lone surrogate cannot be encoded: the whole scrape would fail
+        value = value.encode("utf-8", "replace").decode("utf-8")
     if "\\" in value or '"' in value or "\n" in value:
         value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return value
@@ -31,6 +36,7 @@ class SeriesStore:
         label_names: Sequence[str],
         *,
         max_series: int,
+        max_overflow_series: int = DEFAULT_MAX_OVERFLOW_SERIES,
         disabled: Iterable[str] = (),
     ) -> None:
         disabled = set(disabled)
@@ -46,15 +52,23 @@ class SeriesStore:
             self._project = (lambda key: (getter(key),)) if len(kept) == 1 else getter
         self._policy_index = self.label_names.index("policy") if "policy" in self.label_names else -1
         self.max_series = max_series
+        self.max_overflow_series = max_overflow_series
+        self._overflow_keys: set[tuple[str, ...]] = set()  # live per-policy overflow series
+        self._all_overflow = (OVERFLOW,) * len(self.label_names)
         self.series: dict[tuple[str, ...], list[Any]] = {}
         self._rendered: dict[tuple[str, ...], str] = {}
         self.folded = 0
         self.expired = 0
 
     def _fold(self, key: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(
-            value if i == self._policy_index else OVERFLOW for i, value in enumerate(key)
-        )
+        """The per-policy overflow series of `key`; the all-`__overflow__` one once those are capped."""
+        folded = tuple(value if i == self._policy_index else OVERFLOW for i, value in enumerate(key))
+        if folded == self._all_overflow or folded in self.series:
+            return folded
+        if len(self._overflow_keys) >= self.max_overflow_series:
+            return self._all_overflow
+        self._overflow_keys.add(folded)
+        return folded
 
     def add(self, key: tuple[str, ...], value: float, now: float) -> None:
         """Add `value` to the series `key` (a full label tuple in `all_label_names` order)."""
@@ -88,6 +102,7 @@ class SeriesStore:
         for key in stale:
             del self.series[key]
             self._rendered.pop(key, None)
+            self._overflow_keys.discard(key)
         self.expired += len(stale)
         return len(stale)
 

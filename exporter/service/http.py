@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from exporter.exposition import negotiate
-from exporter.service.auth import BasicAuth
+from exporter.service.auth import AuthBusy, BasicAuth
 from exporter.service.landing import landing_page, rfc3339
 from exporter.service.scrape import GzipStream, render_chunks
 
@@ -18,8 +19,32 @@ if TYPE_CHECKING:
     from exporter.service.runtime import Service
 
 SCRAPE_TIMEOUT = 120.0
+# A connection with no complete request header for this long — new, or idle after a response — is closed
+# (aiohttp's keep-alive timer also runs from the connection's start). Request bodies are never read here:
+# none of the routes takes one, and an unread body is not drained (the connection is closed instead).
+IDLE_TIMEOUT_SECONDS = 30.0
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 SERVICE_KEY = web.AppKey("service", object)
+AUTHENTICATED_KEY = web.RequestKey("authenticated", bool)
+AUTH_KEY = web.AppKey("auth", object)  # the BasicAuth in use, or None
+RATE_LIMIT_CLIENTS = 4096  # token buckets kept (per user or client address); idle full ones are dropped first
+
+
+class _QuietBadRequests(logging.LoggerAdapter):  # type: ignore[type-arg,unused-ignore]
+    """aiohttp's server logger with malformed requests (a scanner's noise) at debug, not one error each;
+    exceptions of the handlers themselves stay errors."""
+
+    def exception(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        if str(msg).startswith("Error handling request"):
+            self.debug(msg, *args, **kwargs)
+        else:
+            super().exception(msg, *args, **kwargs)
+
+
+def runner_options() -> dict[str, Any]:
+    """aiohttp AppRunner settings every listener uses: header/idle timeout, no draining, quiet bad requests."""
+    return {"keepalive_timeout": IDLE_TIMEOUT_SECONDS, "lingering_time": 0,
+            "logger": _QuietBadRequests(logging.getLogger("aiohttp.server"), {})}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -52,12 +77,62 @@ class _TokenBucket:
         return False
 
 
-def _security_middleware(service: Service) -> Any:
+class _RateLimits:
+    """One token bucket per authenticated user (per client address where no auth is configured)."""
+
+    def __init__(self, interval: float, burst: int) -> None:
+        self.interval, self.burst = interval, burst
+        self.buckets: dict[str, _TokenBucket] = {}
+
+    def take(self, client: str) -> bool:
+        bucket = self.buckets.get(client)
+        if bucket is None:
+            if len(self.buckets) >= RATE_LIMIT_CLIENTS:
+                self._forget_idle()
+            bucket = self.buckets[client] = _TokenBucket(self.interval, self.burst)
+        return bucket.take()
+
+    def _forget_idle(self) -> None:
+        now = time.monotonic()
+        idle = [k for k, b in self.buckets.items() if b.tokens + (now - b.updated) / b.interval >= b.burst]
+        for key in idle:
+            del self.buckets[key]
+        if len(self.buckets) >= RATE_LIMIT_CLIENTS:
+            self.buckets.clear()
+
+
+def _unauthorized() -> web.Response:
+    return web.Response(status=401, text="unauthorized\n",
+                        headers={"WWW-Authenticate": 'Basic realm="netpol-exporter", charset="UTF-8"'})
+
+
+def _security_middleware(service: Service, auth: BasicAuth | None) -> Any:
     web_config = service.web_config
-    auth = BasicAuth(web_config.users) if web_config is not None and web_config.users else None
-    bucket = (_TokenBucket(web_config.rate_interval, web_config.rate_burst)
+    limits = (_RateLimits(web_config.rate_interval, web_config.rate_burst)
               if web_config is not None and web_config.rate_interval > 0 else None)
     headers: dict[str, str] = web_config.headers if web_config is not None else {}
+
+    def _certificate_refusal(request: web.Request) -> web.Response | None:
+        if web_config is not None and web_config.require_client_cert:
+            sans = _peer_sans(request)
+            if sans is None:
+                return web.Response(status=403, text="a client certificate is required\n")
+            if web_config.client_allowed_sans and not (sans & web_config.client_allowed_sans):
+                return web.Response(status=403, text="client certificate not allowed\n")
+        return None
+
+    async def _credentials_valid(request: web.Request) -> bool:
+        """What a non-probe path would let through: the client certificate and basic auth configured."""
+        if _certificate_refusal(request) is not None:
+            return False
+        if auth is None:
+            return True
+        if "Authorization" not in request.headers:
+            return False
+        try:
+            return await auth.authenticate(request.headers["Authorization"]) is not None
+        except AuthBusy:
+            return False
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -68,18 +143,24 @@ def _security_middleware(service: Service) -> Any:
 
     async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in PROBE_PATHS:
-            return await handler(request)  # probes stay reachable without credentials
-        if web_config is not None and web_config.require_client_cert:
-            sans = _peer_sans(request)
-            if sans is None:
-                return web.Response(status=403, text="a client certificate is required\n")
-            if web_config.client_allowed_sans and not (sans & web_config.client_allowed_sans):
-                return web.Response(status=403, text="client certificate not allowed\n")
-        if bucket is not None and not bucket.take():
+            # Probes stay reachable without credentials; /readyz shows details only to valid ones.
+            if request.path == "/readyz":
+                request[AUTHENTICATED_KEY] = await _credentials_valid(request)
+            return await handler(request)
+        refused = _certificate_refusal(request)
+        if refused is not None:
+            return refused
+        client = request.remote or ""
+        if auth is not None:
+            try:
+                user = await auth.authenticate(request.headers.get("Authorization"))
+            except AuthBusy:
+                return web.Response(status=429, text="too many authentication attempts\n")
+            if user is None:
+                return _unauthorized()
+            client = f"user {user}"
+        if limits is not None and not limits.take(client):
             return web.Response(status=429, text="too many requests\n")
-        if auth is not None and not await auth.check(request.headers.get("Authorization")):
-            return web.Response(status=401, text="unauthorized\n",
-                                headers={"WWW-Authenticate": 'Basic realm="netpol-exporter", charset="UTF-8"'})
         return await handler(request)
 
     return middleware
@@ -119,9 +200,23 @@ async def healthz(request: web.Request) -> web.StreamResponse:
     return web.Response(text="ok\n")
 
 
+def _anonymous_readiness(service: Service) -> list[str]:
+    """What is not ready, naming sources by position and kind only (their specs hold paths)."""
+    problems = [f"source {i} ({s.spec.partition(':')[0]}) is {s.status.state}"
+                for i, s in enumerate(service.sources, 1) if s.status.state != "running"]
+    if service.enrichment is not None and not service.enrichment.synced:
+        problems.append("kubernetes enrichment has not synced its caches yet")
+    if service.stop_event.is_set():
+        problems.append("shutting down")
+    return problems
+
+
 async def readyz(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     ready, problems = service.readiness()
+    if not request.get(AUTHENTICATED_KEY, True):
+        anonymous = {"ready": ready, "not_ready": _anonymous_readiness(service)}
+        return web.json_response(anonymous, status=200 if ready else 503)
     body: dict[str, Any] = {
         "ready": ready,
         "not_ready": problems,
@@ -182,8 +277,11 @@ async def sources(request: web.Request) -> web.StreamResponse:
 
 
 def build_app(service: Service) -> web.Application:
-    app = web.Application(middlewares=[_security_middleware(service)], client_max_size=64 * 1024)
+    web_config = service.web_config
+    auth = BasicAuth(web_config.users) if web_config is not None and web_config.users else None
+    app = web.Application(middlewares=[_security_middleware(service, auth)], client_max_size=64 * 1024)
     app[SERVICE_KEY] = service
+    app[AUTH_KEY] = auth
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

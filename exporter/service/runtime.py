@@ -100,7 +100,7 @@ class Service:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        from exporter.service.http import build_app
+        from exporter.service.http import build_app, runner_options
 
         self._check_state_dir()
         if self.enrichment is not None:
@@ -110,7 +110,7 @@ class Service:
                 log.error("kubernetes enrichment failed to start; counting without it", extra={"error": str(exc)})
                 self.enrichment = None
         self._runner = web.AppRunner(build_app(self), access_log=logging.getLogger("aiohttp.access"),
-                                     handle_signals=False)
+                                     handle_signals=False, **runner_options())
         await self._runner.setup()
         host, port = split_listen(self.listen)
         ssl_context = self.web_config.ssl_context if self.web_config is not None else None

@@ -5,35 +5,60 @@
 - Rotation by rename (Cilium's exporter, Felix): the renamed file is read to its end, then the new
   file at PATH from its beginning. Truncation (copytruncate): read again from the start. A file that
   does not exist (yet), or was deleted: state `waiting` until it appears.
-- The checkpoint holds the file's device/inode, a fingerprint of its first bytes, and the offset just
-  after the last line fully ingested. On restart: the same file resumes at that offset; a file rotated
-  while we were down is found by its inode in PATH's directory, finished, then PATH is read from 0.
+- The checkpoint holds the file's device/inode, a fingerprint of its first bytes, the offset just after
+  the last line fully ingested, its size and modification time. On restart the file is found again among
+  PATH and its rotated backups (exporter.sources.rotation: lumberjack/Felix and logrotate names, plain or
+  compressed), resumed at that offset, and every backup written after it is read, oldest first, before
+  PATH. The same chain is followed at run time, so several rotations between two polls lose nothing. Bytes
+  that are truly gone (the checkpointed file deleted) are logged and counted in
+  `netpol_exporter_source_bytes_lost_total`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import io
 import logging
 import os
 import time
+import zlib
 from typing import Any
 
 from exporter.pipeline import Pipeline
 from exporter.sources.base import Source
 from exporter.sources.checkpoint import Checkpoint
+from exporter.sources.guard import guard_decoder
 from exporter.sources.lines import LineSplitter
 from exporter.sources.metrics import source_metrics
 from exporter.sources.options import FileOptions
+from exporter.sources.rotation import (
+    Candidate,
+    FileIdentity,
+    locate,
+    read_up_to,
+    rotation_chain,
+    samples_print,
+    successors,
+)
 from exporter.sources.util import wait_stop
 
 log = logging.getLogger("netpol_exporter.sources.file")
 FINGERPRINT_BYTES = 256
+log = logging.getLogger("netpol_exporter.sources.file")
+FINGERPRINT_BYTES = 256
+OPEN_RETRIES = 3  # a successor renamed between listing and opening: list again
+_EMPTY_PRINT = hashlib.sha256(b"").hexdigest()[:16]  # the head fingerprint at offset 0
 
 
 def _fingerprint(fd: int, limit: int) -> str:
     head = os.pread(fd, min(limit, FINGERPRINT_BYTES), 0)
     return hashlib.sha256(head).hexdigest()[:16]
+
+
+def _samples(fd: int, offset: int) -> str:
+    return samples_print(lambda start, length: os.pread(fd, length, start), offset)
 
 
 class FileSource(Source):
@@ -47,27 +72,38 @@ class FileSource(Source):
         self.opts = options or FileOptions()
         self.metrics = source_metrics(pipeline)
         self.metrics.backlog_bytes[spec] = 0
+        self.metrics.bytes_lost.setdefault(spec, 0)
+        guard_decoder(self.stats)
         self.checkpoint = Checkpoint(state_dir, spec, self.metrics) if state_dir else None
         if self.checkpoint:
             self.metrics.checkpoint_errors.setdefault(spec, 0)
         self._splitter = LineSplitter(self.opts.max_line_bytes)
         self._fd: int | None = None
+        self._stream: io.BufferedIOBase | None = None  # a compressed backup being read (then _fd is None)
+        self._head = b""  # the compressed backup's first bytes, decompressed (its fingerprint)
+        self._stream_mtime_ns = 0
         self._id: tuple[int, int] = (0, 0)  # (st_dev, st_ino) of the open file
-        self._pos = 0  # bytes read from the open file
+        self._pos = 0  # bytes read from the open file (decompressed for a compressed backup)
+        self._crc = 0  # a compressed backup being read: CRC-32 of its bytes before the resume offset
         self._lineno = 0  # lines read from the open file
         self._where = path  # the open file's name, for error messages
-        self._finishing = False  # the open file was rotated away: read it to its end, then open PATH
+        self._finishing = False  # the open file was rotated away: read it to its end, then its successor
+        self._done: FileIdentity | None = None  # the file finished last: the next one to read follows it
         self._last_checkpoint = 0.0
         self._waiting_logged: float | None = None  # monotonic time of the last "waiting" log line
 
     # -- lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def _is_open(self) -> bool:
+        return self._fd is not None or self._stream is not None
 
     async def run(self, stop: asyncio.Event) -> None:
         self._resume()
         self._last_checkpoint = time.monotonic()
         try:
             while not stop.is_set():
-                if self._fd is None and not self._open_path(from_end=False):
+                if not self._is_open and not self._open_next():
                     if not self.status.detail.startswith("cannot open"):
                         self.set_state("waiting", f"{self.path} does not exist (yet)")
                     self._log_waiting()
@@ -99,25 +135,44 @@ class FileSource(Source):
 
     # -- reading -----------------------------------------------------------------------------------
 
+    def _read_chunk(self) -> bytes:
+        if self._stream is not None:  # read1: the bytes before a damaged part are returned first
+            return self._stream.read1(self.opts.read_chunk_bytes)
+        assert self._fd is not None
+        return os.read(self._fd, self.opts.read_chunk_bytes)
+
     async def _read_to_end(self, stop: asyncio.Event) -> bool:
         """Read and ingest until EOF (or stop); True when anything was read."""
-        assert self._fd is not None
         got = False
-        while not stop.is_set():
+        while not stop.is_set() and self._is_open:
             try:
-                chunk = os.read(self._fd, self.opts.read_chunk_bytes)
-            except OSError as exc:
+                chunk = self._read_chunk()
+            except (OSError, EOFError, ValueError) as exc:  # a damaged compressed backup ends early
+                if self._stream is not None:
+                    log.error("%s: cannot read %s past byte %d: %s; going on with the next file", self.spec,
+                              self._where, self._pos, exc)
+                    with contextlib.suppress(OSError, EOFError, ValueError):
+                        self._stream.close()
+                    self._stream = io.BytesIO()  # what could be read was read: finish it as it is
+                    await self._finish_and_close("rotated")
+                    return True
                 log.error("%s: read error on %s: %s; reopening", self.spec, self._where, exc)
                 self._close_fd()
                 return got
             if not chunk:
                 break
             got = True
+            old_partial = self._splitter.partial
+            old_offset = self._pos - len(old_partial)
             self._pos += len(chunk)
             if self.status.state != "running":
                 self.set_state("running")
             before = self._splitter.overlong
             lines = self._splitter.feed(chunk)
+            consumed = self._pos - len(self._splitter.partial) - old_offset
+            if consumed > 0 and self._stream is not None:  # a partial line is consumed whole or not at all
+                self._crc = zlib.crc32(memoryview(chunk)[:consumed - len(old_partial)],
+                                       zlib.crc32(old_partial, self._crc))
             if self._splitter.overlong != before:
                 self._count_overlong()
             await self._ingest(lines)
@@ -144,11 +199,11 @@ class FileSource(Source):
 
     async def _check_file(self) -> bool:
         """At EOF: switch files on rotation/truncation/deletion; True when the open file changed."""
-        assert self._fd is not None
-        fst = os.fstat(self._fd)
-        if self._finishing:
+        if self._finishing or self._stream is not None:
             await self._finish_and_close("rotated")
             return True
+        assert self._fd is not None
+        fst = os.fstat(self._fd)
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -166,18 +221,21 @@ class FileSource(Source):
             log.info("%s: %s was truncated; reading it again from the start", self.spec, self.path)
             self._inc_reopen("truncated")
             os.lseek(self._fd, 0, os.SEEK_SET)
-            self._pos = self._lineno = 0
+            self._pos = self._lineno = self._crc = 0
             self._splitter.reset()
             return True
         return False
 
     async def _finish_and_close(self, reason: str) -> None:
-        """Read the old file to its very end (a last line without newline counts too), then close it."""
-        stop = asyncio.Event()
-        await self._read_to_end(stop)
+        """Read the old file to its very end (a last line without newline counts too), then close it;
+        the next file to read is the one rotated after it (see _open_next)."""
+        await self._read_to_end(asyncio.Event())
+        last = self._splitter.partial
         await self._ingest(self._splitter.flush())
+        self._crc = zlib.crc32(last, self._crc)
         log.info("%s: finished %s (%s)", self.spec, self._where, reason)
         self._inc_reopen(reason)
+        self._done = self._identity()
         self.save_checkpoint()  # "this file is done": a restart must not read it again
         self._close_fd()
 
@@ -196,7 +254,30 @@ class FileSource(Source):
             return False
         st = os.fstat(fd)
         self._fd, self._id, self._pos, self._lineno, self._where = fd, (st.st_dev, st.st_ino), 0, 0, name
+        self._crc = 0
         self._finishing = False
+        self._splitter.reset()
+        return True
+
+    def _open_candidate(self, candidate: Candidate) -> bool:
+        """Open a file of the rotation chain from its start; False when it is gone or was replaced."""
+        if not candidate.compression:
+            if not self._open(candidate.path):
+                return False
+            if self._id != (candidate.dev, candidate.ino):
+                self._close_fd()
+                return False
+            return True
+        try:
+            stream = candidate.open_stream()
+            self._head = candidate.head(FINGERPRINT_BYTES)
+        except (OSError, EOFError, ValueError) as exc:
+            log.error("%s: cannot read the compressed backup %s: %s", self.spec, candidate.path, exc)
+            return False
+        self._stream, self._id, self._pos, self._lineno = stream, (candidate.dev, candidate.ino), 0, 0
+        self._crc = 0
+        self._stream_mtime_ns = candidate.mtime_ns
+        self._where, self._finishing = candidate.path, True
         self._splitter.reset()
         return True
 
@@ -205,89 +286,132 @@ class FileSource(Source):
             return False
         if from_end:
             assert self._fd is not None
-            self._pos = os.lseek(self._fd, 0, os.SEEK_END)
+            self._seek(os.fstat(self._fd).st_size, 0)
         self.set_state("running")
         if self._waiting_logged is not None:
             log.info("%s: %s is there now; reading it", self.spec, self.path)
             self._waiting_logged = None
         return True
 
+    def _open_next(self) -> bool:
+        """Open the file to read now: the oldest file rotated after the last one finished, else PATH."""
+        if self._done is None:
+            return self._open_path(from_end=False)
+        attempts = 0
+        while attempts < OPEN_RETRIES:
+            chain = rotation_chain(self.path)
+            following = successors(chain, self._done)
+            if not following:
+                return False
+            candidate = following[0]
+            if self._open_candidate(candidate):
+                self._finishing = candidate.path != self.path
+                if self._finishing:
+                    log.info("%s: reading %s, rotated before it was read to its end", self.spec, candidate.path)
+                else:
+                    self._done = None
+                self.set_state("running")
+                return True
+            if candidate.path != self.path and os.path.exists(candidate.path):
+                self._skip_unreadable(candidate)  # it would block every file after it
+                continue
+            attempts += 1  # gone or replaced meanwhile: list again
+        return False
+
+    def _skip_unreadable(self, candidate: Candidate) -> None:
+        log.error("%s: cannot read the backup %s; its %d bytes are counted as lost", self.spec, candidate.path,
+                  candidate.size)
+        self.metrics.inc(self.metrics.bytes_lost, self.spec, candidate.size)
+        self._done = FileIdentity(candidate.dev, candidate.ino, 0, _EMPTY_PRINT, candidate.mtime_ns)
+
     def _close_fd(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._stream is not None:
+            with contextlib.suppress(OSError, EOFError, ValueError):
+                self._stream.close()
+            self._stream = None
 
     def _seek(self, offset: int, lineno: int) -> None:
-        assert self._fd is not None
-        self._pos = os.lseek(self._fd, offset, os.SEEK_SET)
+        """Skip to `offset`; a compressed stream is read up to it (the CRC of those bytes is its identity)."""
         self._lineno = lineno
+        if self._stream is None:
+            assert self._fd is not None
+            self._pos = os.lseek(self._fd, offset, os.SEEK_SET)
+            return
+        crc, remaining = 0, offset
+        while remaining > 0:
+            data = read_up_to(self._stream, min(remaining, self.opts.read_chunk_bytes))
+            if not data:
+                break
+            crc = zlib.crc32(data, crc)
+            remaining -= len(data)
+        self._pos, self._crc = offset - remaining, crc
 
     def _resume(self) -> None:
+        self._close_fd()  # restarted after a failure: start over from the checkpoint
+        self._done = None
         saved = self.checkpoint.load() if self.checkpoint else None
         if not saved or saved.get("path") != self.path:
             self._open_path(from_end=self.opts.start_at == "end")
             return
         try:
-            want = (int(saved["dev"]), int(saved["ino"]))
-            offset, lineno, print_ = int(saved["offset"]), int(saved.get("line", 0)), str(saved.get("head", ""))
+            want = FileIdentity.from_saved(saved)
+            lineno, saved_size = int(saved.get("line", 0)), int(saved.get("size", want.offset))
         except (KeyError, TypeError, ValueError):
             log.warning("%s: checkpoint %s is incomplete; reading %s from the start", self.spec,
                         self.checkpoint.path if self.checkpoint else "", self.path)
             self._open_path(from_end=False)
             return
-        candidate = self._find_by_id(want)
-        if candidate is not None and self._open(candidate):
-            assert self._fd is not None
-            size = os.fstat(self._fd).st_size
-            if size >= offset and _fingerprint(self._fd, offset) == print_:
-                self._seek(offset, lineno)
-                self._finishing = candidate != self.path
-                log.info("%s: resuming %s at byte %d (line %d)%s", self.spec, candidate, offset, lineno,
-                         "; it was rotated, PATH follows" if self._finishing else "")
-                self.set_state("running")
-                return
-            log.warning("%s: %s is shorter than the checkpoint or was replaced; reading it from the start",
-                        self.spec, candidate)
-            if candidate == self.path:
-                self.set_state("running")
-                return
-            self._close_fd()
-        else:
-            log.warning("%s: the file of the checkpoint (inode %d) is gone (rotated and removed or compressed); "
-                        "reading %s from the start", self.spec, want[1], self.path)
-        self._open_path(from_end=False)
-
-    def _find_by_id(self, want: tuple[int, int]) -> str | None:
-        """PATH itself, else a file in PATH's directory with that device/inode (a rotated backup)."""
-        try:
-            st = os.stat(self.path)
-            if (st.st_dev, st.st_ino) == want:
-                return self.path
-        except FileNotFoundError:
-            pass
-        directory = os.path.dirname(self.path) or "."
-        try:
-            with os.scandir(directory) as entries:
-                for entry in entries:
-                    try:
-                        est = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    if (est.st_dev, est.st_ino) == want and entry.is_file(follow_symlinks=False):
-                        return entry.path
-        except OSError:
-            return None
-        return None
+        chain = rotation_chain(self.path)
+        index = locate(chain, want)
+        if index is not None and self._open_candidate(chain[index]):
+            candidate = chain[index]
+            self._seek(want.offset, lineno)
+            self._finishing = candidate.path != self.path
+            later = len(chain) - index - 1
+            log.info("%s: resuming %s at byte %d (line %d)%s", self.spec, candidate.path, want.offset, lineno,
+                     f"; it was rotated: {later} file(s) written after it follow" if self._finishing else "")
+            self.set_state("running")
+            return
+        lost = max(0, saved_size - want.offset)
+        self.metrics.inc(self.metrics.bytes_lost, self.spec, lost)
+        log.warning("%s: the file of the checkpoint (%s, inode %d) is gone or was replaced; %d bytes of it were "
+                    "not read and are lost (more if whole backups were deleted); reading the files written "
+                    "since, oldest first", self.spec, saved.get("file", self.path), want.ino, lost)
+        self._done = want if want.mtime_ns else None
 
     # -- checkpoint and backlog --------------------------------------------------------------------
 
+    def _head_print(self, offset: int) -> str:
+        if self._stream is not None:
+            return hashlib.sha256(self._head[:min(offset, FINGERPRINT_BYTES)]).hexdigest()[:16]
+        assert self._fd is not None
+        return _fingerprint(self._fd, offset)
+
+    def _identity(self) -> FileIdentity:
+        offset = self._pos - len(self._splitter.partial)
+        mtime_ns = os.fstat(self._fd).st_mtime_ns if self._fd is not None else self._stream_mtime_ns
+        if self._fd is not None:
+            return FileIdentity(self._id[0], self._id[1], offset, self._head_print(offset), mtime_ns,
+                                samples=_samples(self._fd, offset))
+        return FileIdentity(self._id[0], self._id[1], offset, self._head_print(offset), mtime_ns, crc=self._crc)
+
     def position(self) -> dict[str, Any] | None:
         """The resume point: just after the last line fully ingested from the open file."""
-        if self._fd is None:
+        if not self._is_open:
             return None
         offset = self._pos - len(self._splitter.partial)
-        return {"path": self.path, "file": self._where, "dev": self._id[0], "ino": self._id[1],
-                "offset": offset, "line": self._lineno, "head": _fingerprint(self._fd, offset)}
+        data: dict[str, Any] = {"path": self.path, "file": self._where, "dev": self._id[0], "ino": self._id[1],
+                                "offset": offset, "line": self._lineno, "head": self._head_print(offset)}
+        if self._fd is not None:
+            st = os.fstat(self._fd)
+            data["size"], data["mtime_ns"] = st.st_size, st.st_mtime_ns
+            data["samples"] = _samples(self._fd, offset)
+        else:
+            data["mtime_ns"], data["crc"] = self._stream_mtime_ns, self._crc
+        return data
 
     def save_checkpoint(self) -> None:
         self._last_checkpoint = time.monotonic()
@@ -318,5 +442,5 @@ class FileSource(Source):
     def describe(self) -> dict[str, Any]:
         out = super().describe()
         out["backlog_bytes"] = self.metrics.backlog_bytes.get(self.spec, 0)
-        out["file"] = self._where if self._fd is not None else None
+        out["file"] = self._where if self._is_open else None
         return out

@@ -1,15 +1,21 @@
 """`calico-goldmane-push:HOST:PORT`: an HTTP receiver for Goldmane's emitter (Calico OSS 3.30+ `PUSH_URL`).
 
 Goldmane POSTs `application/x-ndjson` batches of `goldmane.Flow` (Go encoding/json) and retries any
-answer but 200. So a batch is answered only once every line of it is ingested, and:
-- 200 for a processed batch, also when some lines were invalid (they are counted in
-  `netpol_exporter_events_invalid_total` and logged with their line number; the JSON answer lists how
-  many): retrying cannot fix a bad line, and a retry of a partly counted batch would count twice;
-- 400 when the request itself is unusable (body not UTF-8, gzip body that does not inflate),
-  413 above `max_body_bytes`, 415 for a content type that is not NDJSON/JSON/text — nothing of such
-  a request is counted, so a retry never double counts.
-Any path is accepted (PUSH_URL may carry one); GET on `/` answers a short description. Optional HTTPS
-and client-certificate verification (`tls_cert_file`, `tls_key_file`, `client_ca_file`).
+answer but 200 (up to 15 times). So a batch's valid lines are counted exactly once:
+- the whole body is received and every line decoded (Pipeline.decode_batch, in chunks, the event loop
+  running in between) before any of it is counted; then it is counted in one synchronous step and
+  answered 200 — also when some lines were invalid (a line nested too deeply, invalid UTF-8 in a
+  field...: counted in `netpol_exporter_events_invalid_total` and logged with their line number; the
+  JSON answer lists how many): retrying cannot fix a bad line;
+- every other answer comes before anything of the request was counted, so a retry never double counts:
+  400 (gzip/deflate body that does not inflate), 408 (body not received within `body_timeout_seconds`),
+  413 (above `max_body_bytes`, compressed or inflated: inflating stops at the limit), 415 (content type
+  or encoding not NDJSON/JSON/text, gzip/deflate/identity), 503 (no slot of `max_concurrent_requests`
+  free within `body_timeout_seconds`, more than MAX_WAITING_REQUESTS waiting, or `max_buffered_bytes`
+  held by all requests together).
+Connections without a complete request header for `idle_timeout_seconds` are closed; a refused body is
+not drained. Any path is accepted (PUSH_URL may carry one); GET on `/` answers a short description.
+Optional HTTPS and client-certificate verification (`tls_cert_file`, `tls_key_file`, `client_ca_file`).
 """
 
 from __future__ import annotations
@@ -17,11 +23,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import zlib
+from collections.abc import Iterator
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 
 from exporter.pipeline import Pipeline
+from exporter.service.http import runner_options
 from exporter.sources.base import Source
 from exporter.sources.metrics import source_metrics
 from exporter.sources.options import GoldmanePushOptions
@@ -29,6 +38,41 @@ from exporter.sources.options import GoldmanePushOptions
 log = logging.getLogger("netpol_exporter.sources.goldmane_push")
 ACCEPTED_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
                             "application/json", "text/plain", "application/octet-stream", ""})
+# Content-Encoding → zlib window bits (gzip header, zlib header)
+ENCODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
+INFLATE_STEP = 1 << 20  # inflate at most this much per call: stopping at the limit costs no more
+MAX_WAITING_REQUESTS = 64  # beyond, a request is answered 503 at once
+LINE_OVERHEAD = 64  # memory a held line costs beyond its bytes (object header, list slot): many tiny lines
+
+
+class Refused(Exception):
+    """A request answered before anything of it was counted."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Inflater:
+    """Incremental gzip/deflate inflating in bounded steps; further gzip members are read too (as Go does)."""
+
+    def __init__(self, wbits: int) -> None:
+        self.wbits = wbits
+        self._z = zlib.decompressobj(wbits)
+
+    @property
+    def complete(self) -> bool:
+        return self._z.eof
+
+    def feed(self, raw: bytes) -> Iterator[bytes]:
+        data = raw
+        while data:
+            if self._z.eof:
+                self._z = zlib.decompressobj(self.wbits)
+            piece = self._z.decompress(data, INFLATE_STEP)
+            data = self._z.unused_data if self._z.eof else self._z.unconsumed_tail
+            if piece:
+                yield piece
 
 
 class GoldmanePushSource(Source):
@@ -44,6 +88,10 @@ class GoldmanePushSource(Source):
         self.bound_port: int | None = None
         self._runner: web.AppRunner | None = None
         self._batches = 0
+        self._active = 0  # requests whose body is being read or counted
+        self._waiting = 0  # requests waiting for one of max_concurrent_requests slots
+        self._slots: asyncio.Semaphore | None = None  # made in the running loop
+        self.buffered = 0  # body bytes held by all requests together
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         o = self.opts
@@ -68,7 +116,10 @@ class GoldmanePushSource(Source):
         app = web.Application(client_max_size=self.opts.max_body_bytes)
         app.router.add_post("/{tail:.*}", self._handle_post)
         app.router.add_get("/", self._handle_get)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # No transparent inflating (it would inflate past the limit), no draining of refused bodies,
+        # and idle or header-less connections closed after idle_timeout_seconds.
+        options = {**runner_options(), "keepalive_timeout": self.opts.idle_timeout_seconds}
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False, **options)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         try:
@@ -100,41 +151,132 @@ class GoldmanePushSource(Source):
 
     def _answer(self, status: int, body: dict[str, Any]) -> web.Response:
         self.metrics.inc(self.metrics.push_requests, (self.spec, str(status)))
-        return web.json_response(body, status=status)
+        response = web.json_response(body, status=status)
+        if status == 503:
+            response.headers["Retry-After"] = "1"
+        return response
 
     async def _handle_post(self, request: web.Request) -> web.Response:
-        content_type = request.content_type.lower()
-        if content_type not in ACCEPTED_TYPES:
-            log.warning("%s: rejected a push from %s: content type %r", self.spec, request.remote, content_type)
-            return self._answer(415, {"error": f"unsupported content type {content_type!r}; "
-                                               "expected application/x-ndjson"})
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.opts.max_concurrent_requests)
+        if self._slots.locked() and self._waiting >= MAX_WAITING_REQUESTS:
+            return self._refuse(request, Refused(503, f"busy: {self._waiting} pushes wait for a slot"))
+        self._waiting += 1
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            log.warning("%s: rejected a push from %s: body larger than %d bytes", self.spec, request.remote,
-                        self.opts.max_body_bytes)
-            return self._answer(413, {"error": f"body larger than {self.opts.max_body_bytes} bytes"})
-        except Exception as exc:  # a body aiohttp cannot read or inflate
-            log.warning("%s: rejected a push from %s: unreadable body: %s", self.spec, request.remote, exc)
-            return self._answer(400, {"error": f"unreadable body: {exc}"})
+            async with asyncio.timeout(self.opts.body_timeout_seconds):
+                await self._slots.acquire()
+        except TimeoutError:
+            return self._refuse(request, Refused(503, f"busy: {self._active} pushes are being received"))
+        finally:
+            self._waiting -= 1
         try:
-            body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            log.warning("%s: rejected a push from %s: body is not UTF-8 (byte %d)", self.spec, request.remote,
-                        exc.start)
-            return self._answer(400, {"error": f"body is not UTF-8 (byte {exc.start})"})
+            return await self._handle_in_slot(request)
+        finally:
+            self._slots.release()
+
+    async def _handle_in_slot(self, request: web.Request) -> web.Response:
+        self._active += 1  # held until the batch is counted: bounds bodies and decoded records alike
+        held = [0]
+        try:
+            try:
+                lines = await self._receive(request, held)
+            except Refused as refused:
+                return self._refuse(request, refused)
+            return await self._count(request, lines)
+        finally:
+            self._active -= 1
+            self.buffered -= held[0]
+
+    async def _count(self, request: web.Request, lines: list[bytes]) -> web.Response:
         self._batches += 1
         where = f"{self.spec} batch {self._batches}"
-        read, invalid, counted = self.stats.read, self.stats.invalid, self.stats.counted
-        lines = body.split(b"\n")
         step = self.opts.batch_lines
-        for i in range(0, len(lines), step):
-            self.pipeline.ingest(self.stats, lines[i:i + step], i + 1, where)
-            if i + step < len(lines):
-                await asyncio.sleep(0)
-        result = {"lines": self.stats.read - read, "counted": self.stats.counted - counted,
-                  "invalid": self.stats.invalid - invalid}
-        if result["invalid"]:
+        commits = []
+        for i in range(0, len(lines), step):  # decoding counts nothing: the event loop may run between
+            commits.append(self.pipeline.decode_batch(self.stats, lines[i:i + step], i + 1, where))
+            await asyncio.sleep(0)
+        lines.clear()
+        read = counted = invalid = 0
+        for commit in commits:  # then the whole batch is counted in one synchronous step
+            chunk_read, chunk_counted, chunk_invalid = commit()
+            read, counted, invalid = read + chunk_read, counted + chunk_counted, invalid + chunk_invalid
+        if invalid:
             log.warning("%s: %s from %s: %d of %d lines invalid (counted the rest)", self.spec, where,
-                        request.remote, result["invalid"], result["lines"])
-        return self._answer(200, result)
+                        request.remote, invalid, read)
+        return self._answer(200, {"lines": read, "counted": counted, "invalid": invalid})
+
+    def _refuse(self, request: web.Request, refused: Refused) -> web.Response:
+        log.warning("%s: rejected a push from %s: %s", self.spec, request.remote, refused)
+        return self._answer(refused.status, {"error": str(refused)})
+
+    async def _receive(self, request: web.Request, held: list[int]) -> list[bytes]:
+        """The body's lines, inflated and bounded; raises Refused (nothing counted yet)."""
+        limit = self.opts.max_body_bytes
+        content_type = request.content_type.lower()
+        if content_type not in ACCEPTED_TYPES:
+            raise Refused(415, f"unsupported content type {content_type!r}; expected application/x-ndjson")
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ENCODINGS and encoding not in ("identity", ""):
+            raise Refused(415, f"unsupported content encoding {encoding!r}; expected gzip, deflate or none")
+        if request.content_length is not None and request.content_length > limit:
+            raise Refused(413, f"body larger than {limit} bytes")
+        inflater = _Inflater(ENCODINGS[encoding]) if encoding in ENCODINGS else None
+        lines: list[bytes] = []
+        partial = bytearray()  # appended in place: a long line costs no quadratic copying
+        received = inflated = 0
+        try:
+            async with asyncio.timeout(self.opts.body_timeout_seconds):
+                while True:
+                    raw = await request.content.readany()
+                    if not raw:
+                        break
+                    received += len(raw)
+                    if received > limit:
+                        raise Refused(413, f"body larger than {limit} bytes")
+                    pieces = self._inflate(inflater, raw, limit - inflated) if inflater else [raw]
+                    for piece in pieces:
+                        inflated += len(piece)
+                        if inflated > limit:
+                            raise Refused(413, f"body larger than {limit} bytes once inflated")
+                        self._hold(len(piece) + LINE_OVERHEAD * piece.count(b"\n"), held)
+                        cut = piece.rfind(b"\n")
+                        if cut < 0:
+                            partial += piece
+                            continue
+                        if partial:
+                            partial += piece[:cut]
+                            lines.extend(bytes(partial).split(b"\n"))
+                        else:
+                            lines.extend(piece[:cut].split(b"\n"))
+                        partial = bytearray(piece[cut + 1:])
+        except TimeoutError:
+            raise Refused(408, f"body not received within {self.opts.body_timeout_seconds:g} s") from None
+        except (ConnectionError, ClientPayloadError) as exc:  # the client left mid-body
+            raise Refused(400, f"body cut short after {received} bytes: {exc}") from None
+        if inflater is not None and not inflater.complete:
+            raise Refused(400, f"{encoding} body ends before its end of stream")
+        if partial:
+            lines.append(bytes(partial))
+        return lines
+
+    def _inflate(self, inflater: _Inflater, raw: bytes, room: int) -> list[bytes]:
+        """Inflate `raw`, stopping as soon as more than `room` bytes came out (413)."""
+        out = []
+        inflated = 0
+        try:
+            for piece in inflater.feed(raw):
+                inflated += len(piece)
+                if inflated > room:
+                    raise Refused(413, f"body larger than {self.opts.max_body_bytes} bytes once inflated")
+                out.append(piece)
+        except zlib.error as exc:
+            raise Refused(400, f"body does not inflate: {exc}") from None
+        return out
+
+    def _hold(self, size: int, held: list[int]) -> None:
+        """Count `size` bytes of memory against max_buffered_bytes (503 beyond)."""
+        if self.buffered + size > self.opts.max_buffered_bytes:
+            raise Refused(503, "busy: the pushes being received would hold more than "
+                               f"{self.opts.max_buffered_bytes} bytes")
+        held[0] += size
+        self.buffered += size

@@ -22,6 +22,7 @@ class SourceMetrics:
     reconnects: dict[str, int] = field(default_factory=dict)
     file_reopens: dict[tuple[str, str], int] = field(default_factory=dict)
     push_requests: dict[tuple[str, str], int] = field(default_factory=dict)
+    bytes_lost: dict[str, int] = field(default_factory=dict)
 
     def inc(self, table: dict[Any, int], key: Any, by: int = 1) -> None:
         table[key] = table.get(key, 0) + by
@@ -49,6 +50,12 @@ class SourceMetrics:
         for (name, reason), count in self.file_reopens.items():
             reopens.set(count, name, reason)
         yield reopens
+        lost = MetricFamily("netpol_exporter_source_bytes_lost", "counter",
+                            "Bytes of a followed file that were gone before they could be read (the file of the "
+                            "checkpoint deleted while the exporter was down); a lower bound.", ("source",))
+        for name, count in self.bytes_lost.items():
+            lost.set(count, name)
+        yield lost
         pushes = MetricFamily("netpol_exporter_push_requests", "counter",
                               "POST requests to a push receiver, by HTTP status code.", ("source", "code"))
         for (name, code), count in self.push_requests.items():

@@ -64,7 +64,15 @@ class GoldmanePushOptions(_Options):
     tls_key_file: str | None = Field(None, description="Private key of tls_cert_file (PEM).")
     client_ca_file: str | None = Field(None, description="Require client certificates signed by this CA (mTLS).")
     max_body_bytes: int = Field(64 << 20, ge=1024, description="Largest accepted POST body (413 beyond).")
-    batch_lines: int = Field(1000, ge=1, description="Lines per Pipeline.ingest call while a body is counted.")
+    batch_lines: int = Field(1000, ge=1, description="Lines decoded per step (the event loop runs between "
+                             "steps); a body is counted only once all of it is decoded.")
+    max_concurrent_requests: int = Field(4, ge=1, description="POSTs received and counted at once; more "
+                                         "wait for a slot up to body_timeout_seconds, then get 503 (Goldmane retries).")
+    max_buffered_bytes: int = Field(128 << 20, ge=1024, description="Body bytes (inflated, plus 64 per "
+                                    "line) held by all requests together; a request that would pass it gets 503.")
+    body_timeout_seconds: float = Field(30.0, gt=0, description="A body not received in full by then: 408.")
+    idle_timeout_seconds: float = Field(15.0, gt=0, description="A connection without a complete request "
+                                        "header for this long (new, or idle between requests) is closed.")
 
 
 OptionsT = TypeVar("OptionsT", bound=_Options)

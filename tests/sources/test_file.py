@@ -262,3 +262,16 @@ async def test_a_missing_file_is_logged_at_start_and_rate_limited_while_waiting(
         log.write_bytes(calico_line(1))
         await until(lambda: source.status.state == "running")
     assert any(f"{log} is there now" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_line_nested_too_deep_costs_only_itself(tmp_path: Path) -> None:
+    """RecursionError out of the JSON parser is that line's `invalid`; the valid lines after it count."""
+    log, state = tmp_path / "flows.log", tmp_path / "state"
+    deep = b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"\n"
+    log.write_bytes(calico_line(1) + deep + calico_line(2) + calico_line(4))
+    pipeline = Pipeline()
+    source = follower(log, pipeline, state)
+    async with Running(source):
+        await until(lambda: total(pipeline) == 7, what="the lines after the deep one")
+        await __import__("asyncio").sleep(0.1)
+    assert source.stats.read == 4 and source.stats.invalid == 1 and total(pipeline) == 7
