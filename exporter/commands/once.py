@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from exporter.commands.common import add_config_arguments, config_from_args
+from exporter.commands.jobs import count_files, default_jobs, jobs_argument
 from exporter.model import DecodeError
 from exporter.selfmetrics import SourceStats
 
@@ -24,6 +25,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="input format: Hubble JSON lines, Calico flows.log, Goldmane emitter JSON")
     parser.add_argument("files", nargs="+", metavar="FILE", help="flow-log files (.gz read transparently); - for stdin")
     parser.add_argument("--openmetrics", action="store_true", help="print OpenMetrics instead of Prometheus text")
+    parser.add_argument("--jobs", type=jobs_argument, default=0, metavar="N",
+                        help="worker processes (default: the cores available); a file and its rotations "
+                             "stay in one worker")
     add_config_arguments(parser)
 
 
@@ -70,8 +74,11 @@ def main(args: argparse.Namespace) -> int:
     reporter = InvalidReporter()
     pipeline = Pipeline(config, on_invalid=reporter)
     enrichment = _start_enrichment(pipeline)
-    status = 0
-    for path in args.files:
+    for path in args.files:  # sources in command-line order, whatever the workers' order
+        pipeline.source(f"{args.format}:{path}", args.format)
+
+    def count_file(pipeline: Pipeline, path: str) -> int:
+        status = 0
         where = "<stdin>" if path == "-" else path
         stats = pipeline.source(f"{args.format}:{path}", args.format)
         try:
@@ -79,8 +86,7 @@ def main(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"netpol-exporter: {path}: {exc.strerror or exc}", file=sys.stderr)
             stats.up = False
-            status = 1
-            continue
+            return 1
         lineno = 1
         try:
             for lines in batches(stream):
@@ -93,6 +99,9 @@ def main(args: argparse.Namespace) -> int:
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
+        return status
+
+    status = count_files(pipeline, args.files, count_file, jobs=args.jobs or default_jobs(), on_invalid=reporter)
     reporter.summary()
     if enrichment is not None:
         enrichment.stop()
