@@ -35,7 +35,7 @@ _NONE: Final = (None, "-", "")
 class _Policies(msgspec.Struct, gc=False):
     # pending_policies is never read (it may show a staged deny on allowed traffic), so not declared;
     # all_policies is decoded only when enforced_policies is absent.
-    enforced_policies: list[str] | None = None
+    enforced_policies: tuple[str, ...] | None = None  # a tuple: part of the template cache key as decoded
     all_policies: msgspec.Raw = msgspec.Raw(b"")
 
 
@@ -65,7 +65,8 @@ class _Record(msgspec.Struct, gc=False):
 
 
 _decode = typed_json_decoder(_Record)
-_decode_strings = msgspec.json.Decoder(list[str] | None).decode
+_decode_record = msgspec.json.Decoder(_Record).decode  # the hot path; _decode words its errors
+_decode_strings = msgspec.json.Decoder(tuple[str, ...] | None).decode
 _decode_any = msgspec.json.Decoder().decode
 
 
@@ -144,14 +145,17 @@ _templates: dict[tuple[Any, ...], _Template] = {}
 
 
 def decode_line(line: bytes) -> FlowRecord | None:
-    rec = _decode(line)
+    try:
+        rec = _decode_record(line)
+    except msgspec.DecodeError:
+        rec = _decode(line)  # raises the DecodeError that names the problem
     packets = (rec.packets_in or 0) + (rec.packets_out or 0)
     pol = rec.policies
     strings = pol.enforced_policies if pol is not None else None
     key = (rec.action, rec.reporter, rec.proto, rec.dest_port, rec.source_type, rec.source_name,
            rec.source_name_aggr, rec.source_namespace, rec.source_ip, rec.dest_type, rec.dest_name,
            rec.dest_name_aggr, rec.dest_namespace, rec.dest_ip,
-           tuple(strings) if strings is not None else (bytes(pol.all_policies) if pol is not None else None))
+           strings if strings is not None else (bytes(pol.all_policies) if pol is not None else None))
     template = _templates.get(key)
     if template is None:
         template = _template(rec)
@@ -184,7 +188,7 @@ def _template(rec: _Record) -> _Template:
             raise DecodeError(str(exc), "$.policies.all_policies") from None
         if strings:
             try:
-                policies = _deciding_policies(tuple(strings), rec.action)
+                policies = _deciding_policies(strings, rec.action)
             except PolicyStringError as exc:
                 raise DecodeError(str(exc), "$.policies") from None
     protocol = protocol_label(str(rec.proto)) if rec.proto is not None else ""
