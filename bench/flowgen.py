@@ -14,8 +14,10 @@ import json
 import random
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import msgspec
+import yaml
 
 NAMESPACES = ["temporal", "temporal-workers", "temporal-monitoring", "databases", "ingress-nginx", "shop"]
 APPS = ["frontend", "history", "matching", "worker", "payment-worker", "prometheus", "postgresql", "elasticsearch",
@@ -164,24 +166,11 @@ def _seconds(timestamp: str) -> float:
     return calendar.timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + timestamp[19:-1])
 
 
-# The fields of a flow the counting rules and the attribution read: what the shipped dynamic exporter
-# configuration (deploy/cilium) keeps. Paths are protojson field names, nested with dots, as Cilium's
-# fieldMask takes them.
-FIELD_MASK = (
-    "time", "verdict", "drop_reason_desc", "IP.source", "IP.destination", "l4", "node_name",
-    "source.identity", "source.namespace", "source.labels", "source.pod_name", "source.workloads",
-    "destination.identity", "destination.namespace", "destination.labels", "destination.pod_name",
-    "destination.workloads", "event_type.type", "event_type.sub_type", "traffic_direction", "is_reply",
-    "ingress_allowed_by", "egress_allowed_by", "ingress_denied_by", "egress_denied_by", "aggregate",
-)
-# allowList: what the contract counts. Filters are OR-ed; within one, fields are AND-ed, values OR-ed.
-ALLOW_LIST = (
-    {"event_type": [{"type": 5}]},  # policy verdicts
-    {"event_type": [{"type": 1, "match_sub_type": True, "sub_type": 133},
-                    {"type": 1, "match_sub_type": True, "sub_type": 181},
-                    {"type": 1, "match_sub_type": True, "sub_type": 189}]},  # policy drops
-    {"event_type": [{"type": 129}], "verdict": ["DROPPED"]},  # L7 requests a policy denied
-)
+# What the shipped Cilium exporter configuration writes (deploy/cilium): its fieldMask (protojson field
+# names, nested with dots) and its allowList (FlowFilters, OR-ed; within one, fields AND-ed, values OR-ed).
+_VALUES = yaml.safe_load((Path(__file__).resolve().parents[1] / "deploy/cilium/hubble-export-values.yaml").read_text())
+FIELD_MASK: tuple[str, ...] = tuple(_VALUES["hubble"]["export"]["static"]["fieldMask"])
+ALLOW_LIST: tuple[dict, ...] = tuple(json.loads(f) for f in _VALUES["hubble"]["export"]["static"]["allowList"])
 
 
 def _project(obj: dict, paths: list[list[str]]) -> dict:
@@ -205,6 +194,8 @@ def mask_fields(obj: dict, mask: tuple[str, ...] = FIELD_MASK) -> dict:
 
 
 def _matches(flow: dict, flt: dict) -> bool:
+    if not flt.keys() <= {"event_type", "verdict"}:
+        raise ValueError(f"the allowList emulation knows event_type and verdict only, not {sorted(flt)}")
     event = flow.get("event_type", {})
     types = flt.get("event_type")
     if types and not any(event.get("type", 0) == t["type"] and (not t.get("match_sub_type")
