@@ -242,7 +242,7 @@ def main() -> int:
     ap.add_argument("--lines", type=int, default=100_000, help="Hubble day-mix lines")
     ap.add_argument("--calico", type=int, default=100_000)
     ap.add_argument("--series", type=int, default=100_000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--process-copies", type=int, default=3,
                     help="the file the whole processes count holds the day mix this many times")
     ap.add_argument("--jobs-copies", type=int, default=4, help="each of the 8 files holds the lines this many times")
