@@ -108,9 +108,7 @@ def _peer(kind: str | None, name: str | None, aggr: str | None, namespace: str |
           labels: msgspec.Raw, ip: str | None) -> Peer:
     ns = _present(namespace)
     name_ = _present(name)
-    aggr_ = _present(aggr)
-    if aggr_.endswith("*"):
-        aggr_ = aggr_[:-1].rstrip("-")
+    aggr_ = _bare_aggr(aggr)
     addr = ip or ""
     if kind == "wep":
         if name_:
@@ -138,10 +136,12 @@ def _deciding_policies(strings: tuple[str, ...], action: str) -> tuple[str, ...]
 
 
 # What a record's labels depend on, decoded once per distinct flow key: aggregated records repeat
-# the same names, namespaces, port and policies every flush interval.
-_Template = tuple[Family, tuple[str, ...], str, Peer, Peer, str, str, str]
+# the same names, namespaces, port and policies every flush interval. The last item tells that a peer
+# was named from its labels, which are then part of the key (in _labelled).
+_Template = tuple[Family, tuple[str, ...], str, Peer, Peer, str, str, str, bool]
 _TEMPLATE_CACHE_SIZE: Final = 65536
 _templates: dict[tuple[Any, ...], _Template] = {}
+_labelled: dict[tuple[Any, ...], _Template] = {}
 
 
 def decode_line(line: bytes) -> FlowRecord | None:
@@ -162,12 +162,35 @@ def decode_line(line: bytes) -> FlowRecord | None:
         if len(_templates) >= _TEMPLATE_CACHE_SIZE:
             _templates.clear()
         _templates[key] = template
+    if template[8]:  # a peer named by its labels (no name, no aggregated name): the labels key it too
+        template = _labelled_template(key, rec)
     if packets <= 0:
         return None
-    family, policies, direction, source, destination, port, protocol, reason = template
+    family, policies, direction, source, destination, port, protocol, reason, _ = template
     end = rec.end_time or rec.start_time or 0
     return FlowRecord(CALICO_FLOW, family, policies, direction, source, destination, port, protocol, reason,
                       packets, int(end * 1_000_000_000), "", rec.source_port or 0, rec.dest_port or 0)
+
+
+def _labelled_template(key: tuple[Any, ...], rec: _Record) -> _Template:
+    labelled = (key, bytes(rec.source_labels), bytes(rec.dest_labels))
+    template = _labelled.get(labelled)
+    if template is None:
+        if len(_labelled) >= _TEMPLATE_CACHE_SIZE:
+            _labelled.clear()
+        template = _labelled[labelled] = _template(rec)
+    return template
+
+
+def _named_by_labels(kind: str | None, name: str | None, aggr: str | None) -> bool:
+    """Whether _peer names this side from its labels (a workload endpoint with no name to go by)."""
+    return kind == "wep" and not _present(name) and not _bare_aggr(aggr)
+
+
+def _bare_aggr(aggr: str | None) -> str:
+    """`web-7d4b9c8f5b-*` → `web-7d4b9c8f5b`; None and `-` → ''."""
+    value = _present(aggr)
+    return value[:-1].rstrip("-") if value.endswith("*") else value
 
 
 def _template(rec: _Record) -> _Template:
@@ -203,4 +226,6 @@ def _template(rec: _Record) -> _Template:
         port_label(protocol, rec.dest_port),
         protocol,
         POLICY_DENIED if family is Family.DROPPED else "",
+        _named_by_labels(rec.source_type, rec.source_name, rec.source_name_aggr)
+        or _named_by_labels(rec.dest_type, rec.dest_name, rec.dest_name_aggr),
     )
