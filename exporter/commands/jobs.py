@@ -150,6 +150,13 @@ def _count_in_worker(index: int) -> GroupResult:
     return count_group(config, count_file, groups[index], on_invalid)
 
 
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 def _results(config: Config, count_file: CountFile, groups: list[list[str]], on_invalid: Any, jobs: int,
              enrich: Any) -> Iterator[GroupResult]:
     parallel = [i for i, group in enumerate(groups) if "-" not in group]
@@ -162,6 +169,8 @@ def _results(config: Config, count_file: CountFile, groups: list[list[str]], on_
     _job = (config, count_file, groups, on_invalid)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
+            # the largest groups first, so that no worker is left with a big one at the end
+            parallel.sort(key=lambda i: -sum(_size(path) for path in groups[i]))
             pending = {i: pool.apply_async(_count_in_worker, (i,)) for i in parallel}
             for i, group in enumerate(groups):
                 yield pending[i].get() if i in pending else count_group(config, count_file, group, on_invalid)
