@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import multiprocessing
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +89,7 @@ class GroupResult:
     series: dict[Family, dict[tuple[str, ...], float]] = field(default_factory=dict)
     folded: dict[Family, int] = field(default_factory=dict)
     invalid_reported: dict[str, int] = field(default_factory=dict)
+    stderr: str = ""  # what a worker's counting printed there
 
 
 def _group_config(config: Config) -> Config:
@@ -113,6 +116,9 @@ def count_group(config: Config, count_file: CountFile, group: list[str], on_inva
 
 def merge(pipeline: Pipeline, result: GroupResult, on_invalid: Any) -> int:
     """Add a group's counts to the command's pipeline; returns the group's exit status."""
+    if result.stderr:
+        sys.stderr.write(result.stderr)
+        sys.stderr.flush()
     for family, series in result.series.items():
         store = pipeline.stores[family]
         add = store.add
@@ -147,7 +153,15 @@ def _count_in_worker(index: int) -> GroupResult:
     config, count_file, groups, on_invalid = _job
     if hasattr(on_invalid, "per_file"):
         on_invalid.per_file = {}  # this worker's own reports only
-    return count_group(config, count_file, groups[index], on_invalid)
+    # messages go to the command's stderr at the merge, in group order: never interleaved, as with --jobs 1
+    captured = io.StringIO()
+    previous, sys.stderr = sys.stderr, captured
+    try:
+        result = count_group(config, count_file, groups[index], on_invalid)
+        result.stderr = captured.getvalue()
+    finally:
+        sys.stderr = previous
+    return result
 
 
 def _size(path: str) -> int:
