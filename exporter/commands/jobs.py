@@ -18,6 +18,8 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,12 +184,20 @@ def _results(config: Config, count_file: CountFile, groups: list[list[str]], on_
     global _job
     _job = (config, count_file, groups, on_invalid)
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             # the largest groups first, so that no worker is left with a big one at the end
             parallel.sort(key=lambda i: -sum(_size(path) for path in groups[i]))
-            pending = {i: pool.apply_async(_count_in_worker, (i,)) for i in parallel}
+            pending = {i: pool.submit(_count_in_worker, i) for i in parallel}
             for i, group in enumerate(groups):
-                yield pending[i].get() if i in pending else count_group(config, count_file, group, on_invalid)
+                if i not in pending:
+                    yield count_group(config, count_file, group, on_invalid)
+                    continue
+                try:
+                    yield pending[i].result()
+                except BrokenProcessPool:
+                    raise SystemExit("netpol-exporter: a worker process died (killed, out of memory?) before "
+                                     "it had counted its files; no metrics printed: retry with fewer --jobs "
+                                     f"than {workers}") from None
     finally:
         _job = None
 

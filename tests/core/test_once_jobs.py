@@ -153,3 +153,16 @@ def test_jobs_must_be_positive(value: str) -> None:
     proc = subprocess.run([*EXE, "--jobs", value, "-"], input=b"", capture_output=True, timeout=60)
     assert proc.returncode == 2
     assert b"--jobs" in proc.stderr and b"positive" in proc.stderr
+
+
+def test_a_worker_that_dies_is_a_clear_error(eight_files: list[str]) -> None:
+    parent = os.getpid()
+
+    def count_file(pipeline: Pipeline, path: str) -> int:
+        if os.getpid() != parent and path.endswith("node-3.log"):
+            os._exit(9)  # as the kernel's OOM killer would end it
+        return 0
+
+    pipeline = Pipeline()
+    with pytest.raises(SystemExit, match=r"worker process died .*no metrics printed: retry with fewer --jobs than 2"):
+        count_files(pipeline, eight_files, count_file, jobs=2)
