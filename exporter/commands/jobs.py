@@ -41,14 +41,11 @@ def rotation_key(path: str) -> tuple[str, tuple[Any, ...]]:
     bare = name[:-3] if name.endswith(".gz") else name
     m = _LUMBERJACK.match(bare)
     if m is not None:
-        ext = m["ext"] or ""
-        if ext == ".gz" or not bare.endswith(ext):
-            ext = ""
-        return os.path.join(directory, m["name"] + ext), (0, m["stamp"])
+        return os.path.normpath(os.path.join(directory, m["name"] + (m["ext"] or ""))), (0, m["stamp"])
     m = _LOGROTATE.match(bare)
     if m is not None:
-        return os.path.join(directory, m["base"]), (1, -int(m["number"]))
-    return path, (2,)
+        return os.path.normpath(os.path.join(directory, m["base"])), (1, -int(m["number"]))
+    return os.path.normpath(path), (2,)
 
 
 def file_groups(paths: list[str]) -> list[list[str]]:

@@ -32,8 +32,9 @@ def test_rotation_families_oldest_first_base_last() -> None:
         ["-"],
         ["x/flows-2024-05-01T10-00-00.000.gz", "x/flows"],
     ]
-    # a rotated file given without its base still joins its family
-    assert rotation_key(f"a/{LUMBERJACK_OLD}")[0] == rotation_key("a/events.log.3")[0] == "a/events.log"
+    # a rotated file given without its base still joins its family, however the directory is spelled
+    assert rotation_key(f"a/{LUMBERJACK_OLD}")[0] == rotation_key("./a/events.log.3")[0] == "a/events.log"
+    assert file_groups(["./a/events.log", "a//events.log.1"]) == [["a//events.log.1", "./a/events.log"]]
 
 
 def _time(ms: int) -> str:
