@@ -4,7 +4,7 @@ Accepted: `YYYY-MM-DD` `T`|`t`|` ` `HH:MM:SS` [`.` 1-9 digits] `Z`|`z`|`±HH:MM`
 second, reads as the next minute's 00, as `calendar.timegm` does). No `strptime` on the hot path: the
 start of each hour (`YYYY-MM-DDTHH`) is computed once and kept, minutes, seconds and offsets are
 looked up in tables that also validate them, the fraction is one `int()`; a UTC timestamp of an hour
-already seen is parsed inline (about 0.5 µs), everything else by the general path.
+already seen is parsed inline (0.5-0.75 µs here), everything else by the general path.
 """
 
 from __future__ import annotations
