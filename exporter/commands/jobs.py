@@ -5,7 +5,8 @@ Files that continue one another — a base file and its rotations, by the names 
 give them — form one group, counted as one stream (one pairing state), oldest first and the base
 file last. Every group is counted into a fresh pipeline, in a worker process or in this one, and
 the groups' series and per-file statistics are added to the command's pipeline in command-line
-order: `--jobs N` and `--jobs 1` give identical counts.
+order: `--jobs N` and `--jobs 1` give identical counts. (Past the series cap the totals stay exact,
+but which label sets fold into `__overflow__` follows group order, not the order of one stream.)
 """
 
 from __future__ import annotations

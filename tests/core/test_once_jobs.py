@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import random
@@ -15,6 +16,7 @@ from exporter.commands.jobs import count_files, file_groups, rotation_key
 from exporter.config import Config
 from exporter.model import Family
 from exporter.pipeline import Pipeline
+from exporter.selfmetrics import SourceStats
 from tests.core.flows import hubble_line
 
 EXE = [sys.executable, "-m", "exporter", "once", "--format", "hubble", "--no-kubernetes"]
@@ -83,6 +85,8 @@ def eight_files(tmp_path: Path) -> list[str]:
         path = tmp_path / f"node-{k}.log"
         lines = _node_stream(f"node-{k}", rng, 200)
         lines.insert(7, b'{"flow": {"verdict": 3')  # an invalid line, reported by its worker
+        lines.insert(9, b'{"lost_events":{"source":"PERF_EVENT_RING_BUFFER","num_events_lost":"%d"},'
+                        b'"node_name":"node-%d","time":"2024-05-01T10:00:01Z"}' % (k * 10, k))
         path.write_bytes(b"\n".join(lines) + b"\n")
         paths.append(path)
     paths.append(tmp_path / "missing.log")
@@ -167,3 +171,30 @@ def test_a_worker_that_dies_is_a_clear_error(eight_files: list[str]) -> None:
     pipeline = Pipeline()
     with pytest.raises(SystemExit, match=r"worker process died .*no metrics printed: retry with fewer --jobs than 2"):
         count_files(pipeline, eight_files, count_file, jobs=2)
+
+
+def test_merged_counts_equal_one_pipeline_counting_every_file(eight_files: list[str]) -> None:
+    """The merge loses nothing: every store and every per-file statistic equals one pipeline's over all files
+    (the nodes differ, so nothing pairs across groups)."""
+    files = [p for p in eight_files if not p.endswith("missing.log")]
+
+    def count_file(pipeline: Pipeline, path: str) -> int:
+        stats = pipeline.source(f"hubble:{path}", "hubble")
+        pipeline.ingest(stats, _lines(path), where=path)
+        return 0
+
+    direct = Pipeline()
+    for group in file_groups(files):
+        for path in group:
+            count_file(direct, path)
+    merged = Pipeline()
+    for path in files:
+        merged.source(f"hubble:{path}", "hubble")
+    count_files(merged, files, count_file, jobs=2)
+    for family, store in direct.stores.items():
+        assert {k: v[0] for k, v in merged.stores[family].series.items()} == {k: v[0] for k, v in store.series.items()}
+        assert merged.stores[family].folded == store.folded
+    fields = [f.name for f in dataclasses.fields(SourceStats) if f.name != "decode"]
+    assert len(direct.self_metrics.sources) == len(files)
+    for name, stats in direct.self_metrics.sources.items():
+        assert [getattr(merged.self_metrics.sources[name], f) for f in fields] == [getattr(stats, f) for f in fields]
