@@ -9,9 +9,15 @@ Calico: flows.log records at aggregation level 1-2 with enforced/all policies.
 
 from __future__ import annotations
 
+import calendar
 import json
 import random
+import time
 from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import yaml
 
 NAMESPACES = ["temporal", "temporal-workers", "temporal-monitoring", "databases", "ingress-nginx", "shop"]
 APPS = ["frontend", "history", "matching", "worker", "payment-worker", "prometheus", "postgresql", "elasticsearch",
@@ -60,13 +66,10 @@ class HubbleGenerator:
     def _time(self, step_us: int) -> str:
         self.t_ns += step_us * 1000
         s, ns = divmod(self.t_ns, 1_000_000_000)
-        import time as _t
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + f".{ns:09d}Z"
 
-        return _t.strftime("%Y-%m-%dT%H:%M:%S", _t.gmtime(s)) + f".{ns:09d}Z"
-
-    def _line(self, flow: dict) -> bytes:
-        return json.dumps({"flow": flow, "node_name": flow["node_name"], "time": flow["time"]},
-                          separators=(",", ":")).encode()
+    def _line(self, flow: dict) -> dict:
+        return {"flow": flow, "node_name": flow["node_name"], "time": flow["time"]}
 
     def _flow(self, src: tuple, dst: tuple, sport: int, dport: int, *, event: dict, verdict: str,
               direction: str, reply: bool = False, **extra: object) -> dict:
@@ -87,7 +90,8 @@ class HubbleGenerator:
         flow.update(extra)
         return flow
 
-    def connection(self) -> Iterator[bytes]:
+    def connection(self) -> Iterator[dict]:
+        """The line objects of one connection (an exporter-file line: flow, node_name, time)."""
         rng = self.rng
         src, dst, dport = rng.choice(self.edges)
         sport = rng.randint(32768, 60999)
@@ -116,14 +120,134 @@ class HubbleGenerator:
                                         verdict="FORWARDED", direction="EGRESS" if i % 2 == 0 else "INGRESS",
                                         reply=i % 2 == 1, trace_observation_point="TO_ENDPOINT"))
 
-    def lines(self, n: int) -> list[bytes]:
-        out: list[bytes] = []
+    def objects(self, n: int, span_seconds: float = 0.0) -> list[dict]:
+        """n line objects; with span_seconds, connections are spread evenly over that much time (a day's
+        exporter file: nearly every line in its own second), else they follow each other within µs."""
+        gap_us = span_seconds * 1e6 / n if span_seconds else 0.0
+        out: list[dict] = []
         while len(out) < n:
-            out.extend(self.connection())
+            conn = list(self.connection())
+            out.extend(conn)
+            if gap_us:
+                self._time(int(gap_us * len(conn)))
             if self.rng.random() < 0.002:
-                out.append(b'{"lost_events":{"source":"PERF_EVENT_RING_BUFFER","num_events_lost":"17",'
-                           b'"cpu":{"value":1}},"node_name":"prod-eu1/worker-3","time":"2024-05-01T10:00:00Z"}')
+                out.append({"lost_events": {"source": "PERF_EVENT_RING_BUFFER", "num_events_lost": "17",
+                                            "cpu": {"value": 1}}, "node_name": "prod-eu1/worker-3",
+                            "time": self._time(0)})
         return out[:n]
+
+    def lines(self, n: int, span_seconds: float = 0.0) -> list[bytes]:
+        return encode(self.objects(n, span_seconds))
+
+    def day_lines(self, n: int) -> list[bytes]:
+        """The realistic day-spread mix: n lines over 24 hours."""
+        return self.lines(n, span_seconds=DAY_SECONDS)
+
+    def masked_lines(self, n: int) -> list[bytes]:
+        """The day mix as an exporter with FIELD_MASK writes it (every event, only the fields the rules read)."""
+        return encode([mask_fields(obj, FIELD_MASK) for obj in self.objects(n, DAY_SECONDS)])
+
+    def aggregated_lines(self, n: int, interval_seconds: float = 30.0) -> list[bytes]:
+        """n aggregated exporter lines: the dense mix grouped per interval as Cilium 1.18+'s exporter does."""
+        out: list[dict] = []
+        while len(out) < n:
+            out.extend(aggregate(self.objects(20_000), interval_seconds))
+        return encode(out[:n])
+
+
+DAY_SECONDS = 86_400.0
+
+
+def encode(objects: list[dict]) -> list[bytes]:
+    return list(map(msgspec.json.encode, objects))  # compact, key order kept, as protojson writes
+
+
+def _seconds(timestamp: str) -> float:
+    return calendar.timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + timestamp[19:-1])
+
+
+# What the shipped Cilium exporter configuration writes (deploy/cilium): its fieldMask (protojson field
+# names, nested with dots) and its allowList (FlowFilters, OR-ed; within one, fields AND-ed, values OR-ed).
+_VALUES = yaml.safe_load((Path(__file__).resolve().parents[1] / "deploy/cilium/hubble-export-values.yaml").read_text())
+FIELD_MASK: tuple[str, ...] = tuple(_VALUES["hubble"]["export"]["static"]["fieldMask"])
+ALLOW_LIST: tuple[dict, ...] = tuple(json.loads(f) for f in _VALUES["hubble"]["export"]["static"]["allowList"])
+
+
+def _project(obj: dict, paths: list[list[str]]) -> dict:
+    out: dict = {}
+    for key, value in obj.items():  # protojson order is kept
+        subpaths = [path[1:] for path in paths if path[0] == key]
+        if not subpaths:
+            continue
+        if any(not sub for sub in subpaths) or not isinstance(value, dict):
+            out[key] = value
+        else:
+            out[key] = _project(value, subpaths)
+    return out
+
+
+def mask_fields(obj: dict, mask: tuple[str, ...] = FIELD_MASK) -> dict:
+    """An exporter line with its flow projected on `mask` (fieldMask semantics); other lines unchanged."""
+    if "flow" not in obj:
+        return obj
+    return {**obj, "flow": _project(obj["flow"], [path.split(".") for path in mask])}
+
+
+def _matches(flow: dict, flt: dict) -> bool:
+    if not flt.keys() <= {"event_type", "verdict"}:
+        raise ValueError(f"the allowList emulation knows event_type and verdict only, not {sorted(flt)}")
+    event = flow.get("event_type", {})
+    types = flt.get("event_type")
+    if types and not any(event.get("type", 0) == t["type"] and (not t.get("match_sub_type")
+                                                                or event.get("sub_type", 0) == t["sub_type"])
+                         for t in types):
+        return False
+    return not flt.get("verdict") or flow.get("verdict") in flt["verdict"]
+
+
+def allowed(obj: dict, allow_list: tuple[dict, ...] = ALLOW_LIST) -> bool:
+    """allowList semantics: a flow passes when one filter matches; non-flow lines (lost events) pass."""
+    flow = obj.get("flow")
+    return flow is None or any(_matches(flow, flt) for flt in allow_list)
+
+
+def filtered_lines(objects: list[dict]) -> list[bytes]:
+    """What the shipped exporter configuration writes for these events: allowList, then fieldMask."""
+    return encode([mask_fields(obj) for obj in objects if allowed(obj)])
+
+
+# What Cilium's exporter aggregation groups by here: every field the rules read but the time (the contract's
+# condition for aggregated counts to equal the original stream's).
+_AGGREGATION_KEY = [path.split(".") for path in FIELD_MASK if path != "time"]
+
+
+def aggregate(objects: list[dict], interval_seconds: float) -> list[dict]:
+    """Group flows per interval by their projection on _AGGREGATION_KEY; write each group's first flow with
+    `aggregate {ingress_flow_count, egress_flow_count, unknown_direction_flow_count}` (zero counts omitted)."""
+    out: list[dict] = []
+    groups: dict[str, dict] = {}
+    end = None
+    for obj in objects:
+        flow = obj.get("flow")
+        if flow is None:
+            continue
+        t = _seconds(flow["time"])
+        if end is None:
+            end = t + interval_seconds
+        if t >= end:
+            out.extend(groups.values())
+            groups.clear()
+            end = t + interval_seconds
+        key = json.dumps(_project(flow, _AGGREGATION_KEY), sort_keys=True)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = {**obj, "flow": {**flow, "aggregate": {}}}
+        counts = group["flow"]["aggregate"]
+        field = {"INGRESS": "ingress_flow_count", "EGRESS": "egress_flow_count"}.get(
+            flow.get("traffic_direction", ""), "unknown_direction_flow_count")
+        counts[field] = counts.get(field, 0) + 1
+    out.extend(groups.values())
+    return out
 
 
 def calico_lines(n: int, seed: int = 2, deployments: int = 300) -> list[bytes]:

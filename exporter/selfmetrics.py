@@ -29,6 +29,7 @@ class SourceStats:
     missing_event_type: int = 0
     missing_time: int = 0
     up: bool = True
+    error: str = ""  # what stopped reading the source (once: a file that cannot be read to its end)
     last_event_time: float = 0.0  # seconds since the epoch
 
     def __post_init__(self) -> None:

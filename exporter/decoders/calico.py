@@ -36,10 +36,10 @@ _NONE: Final = (None, "-", "")
 class _Policies(msgspec.Struct, gc=False):
     # pending_policies is never read (it may show a staged deny on allowed traffic), so not declared;
     # all_policies is decoded only when enforced_policies is absent.
-    enforced_policies: list[str] | None = None
+    enforced_policies: tuple[str, ...] | None = None  # a tuple: part of the template cache key as decoded
     all_policies: msgspec.Raw = msgspec.Raw(b"")
     # Hits of host-endpoint policies with applyOnForward: they decide a `fwd`-only record.
-    transit_policies: list[str] | None = None
+    transit_policies: tuple[str, ...] | None = None
 
 
 class _Record(msgspec.Struct, gc=False):
@@ -68,7 +68,8 @@ class _Record(msgspec.Struct, gc=False):
 
 
 _decode = typed_json_decoder(_Record)
-_decode_strings = msgspec.json.Decoder(list[str] | None).decode
+_decode_record = msgspec.json.Decoder(_Record).decode  # the hot path; _decode words its errors
+_decode_strings = msgspec.json.Decoder(tuple[str, ...] | None).decode
 _decode_any = msgspec.json.Decoder().decode
 
 
@@ -110,9 +111,7 @@ def _peer(kind: str | None, name: str | None, aggr: str | None, namespace: str |
           labels: msgspec.Raw, ip: str | None) -> Peer:
     ns = _present(namespace)
     name_ = _present(name)
-    aggr_ = _present(aggr)
-    if aggr_.endswith("*"):
-        aggr_ = aggr_[:-1].rstrip("-")
+    aggr_ = _bare_aggr(aggr)
     addr = ip or ""
     if kind == "wep":
         if name_:
@@ -140,10 +139,12 @@ def _deciding_policies(strings: tuple[str, ...], action: str) -> tuple[str, ...]
 
 
 # What a record's labels depend on, decoded once per distinct flow key: aggregated records repeat
-# the same names, namespaces, port and policies every flush interval.
-_Template = tuple[Family, tuple[str, ...], str, Peer, Peer, str, str, str]
+# the same names, namespaces, port and policies every flush interval. The last item tells that a peer
+# was named from its labels, which are then part of the key (in _labelled).
+_Template = tuple[Family, tuple[str, ...], str, Peer, Peer, str, str, str, bool]
 _TEMPLATE_CACHE_SIZE: Final = 65536
 _templates: dict[tuple[Any, ...], _Template] = {}
+_labelled: dict[tuple[Any, ...], _Template] = {}
 
 
 def direction(reporter: str | None) -> str:
@@ -161,27 +162,53 @@ def direction(reporter: str | None) -> str:
 
 
 def decode_line(line: bytes) -> FlowRecord | None:
-    rec = _decode(line)
+    try:
+        rec = _decode_record(line)
+    except msgspec.DecodeError:
+        rec = _decode(line)  # raises the DecodeError that names the problem
     packets = unsigned(rec.packets_in, "$.packets_in") + unsigned(rec.packets_out, "$.packets_out")
     pol = rec.policies
     strings = pol.enforced_policies if pol is not None else None
     key = (rec.action, rec.reporter, rec.proto, rec.dest_port, rec.source_type, rec.source_name,
            rec.source_name_aggr, rec.source_namespace, rec.source_ip, rec.dest_type, rec.dest_name,
            rec.dest_name_aggr, rec.dest_namespace, rec.dest_ip,
-           tuple(strings) if strings is not None else (bytes(pol.all_policies) if pol is not None else None),
-           tuple(pol.transit_policies) if pol is not None and pol.transit_policies else None)
+           strings if strings is not None else (bytes(pol.all_policies) if pol is not None else None),
+           pol.transit_policies if pol is not None else None)
     template = _templates.get(key)
     if template is None:
         template = _template(rec)
         if len(_templates) >= _TEMPLATE_CACHE_SIZE:
             _templates.clear()
         _templates[key] = template
+    if template[8]:  # a peer named by its labels (no name, no aggregated name): the labels key it too
+        template = _labelled_template(key, rec)
     if packets <= 0:
         return None
-    family, policies, direction, source, destination, port, protocol, reason = template
+    family, policies, direction, source, destination, port, protocol, reason, _ = template
     end = rec.end_time or rec.start_time or 0
     return FlowRecord(CALICO_FLOW, family, policies, direction, source, destination, port, protocol, reason,
                       packets, int(end * 1_000_000_000), "", rec.source_port or 0, rec.dest_port or 0)
+
+
+def _labelled_template(key: tuple[Any, ...], rec: _Record) -> _Template:
+    labelled = (key, bytes(rec.source_labels), bytes(rec.dest_labels))
+    template = _labelled.get(labelled)
+    if template is None:
+        if len(_labelled) >= _TEMPLATE_CACHE_SIZE:
+            _labelled.clear()
+        template = _labelled[labelled] = _template(rec)
+    return template
+
+
+def _named_by_labels(kind: str | None, name: str | None, aggr: str | None) -> bool:
+    """Whether _peer names this side from its labels (a workload endpoint with no name to go by)."""
+    return kind == "wep" and not _present(name) and not _bare_aggr(aggr)
+
+
+def _bare_aggr(aggr: str | None) -> str:
+    """`web-7d4b9c8f5b-*` → `web-7d4b9c8f5b`; None and `-` → ''."""
+    value = _present(aggr)
+    return value[:-1].rstrip("-") if value.endswith("*") else value
 
 
 def _template(rec: _Record) -> _Template:
@@ -204,7 +231,7 @@ def _template(rec: _Record) -> _Template:
             strings = pol.transit_policies  # forwarded traffic: decided by host-endpoint policies
         if strings:
             try:
-                policies = _deciding_policies(tuple(strings), rec.action)
+                policies = _deciding_policies(strings, rec.action)
             except PolicyStringError as exc:
                 raise DecodeError(str(exc), "$.policies") from None
     protocol = protocol_label(str(rec.proto)) if rec.proto is not None else ""
@@ -219,4 +246,6 @@ def _template(rec: _Record) -> _Template:
         port_label(protocol, rec.dest_port),
         protocol,
         POLICY_DENIED if family is Family.DROPPED else "",
+        _named_by_labels(rec.source_type, rec.source_name, rec.source_name_aggr)
+        or _named_by_labels(rec.dest_type, rec.dest_name, rec.dest_name_aggr),
     )

@@ -110,6 +110,9 @@ def test_profile_allow_and_peers() -> None:
     assert isinstance(netset, FlowRecord) and netset.source.name == "security/blocked-ips"
     labels_only = decode_line(calico_line(source_name_aggr="-", source_labels={"labels": ["k8s-app=kube-dns"]}))
     assert isinstance(labels_only, FlowRecord) and labels_only.source.name == "network-policy-test/kube-dns"
+    # the same record but for its labels: another peer (the decoder's template cache keys the labels then)
+    other = decode_line(calico_line(source_name_aggr="-", source_labels={"labels": ["k8s-app=coredns"]}))
+    assert isinstance(other, FlowRecord) and other.source.name == "network-policy-test/coredns"
 
 
 @pytest.mark.parametrize("line", [b"{", b'{"action":"maybe","packets_in":1}', b'{"action":"deny","packets_in":"5"}',
