@@ -255,7 +255,8 @@ def draw_table(ax: Any, p: dict[str, Any], dashboard: dict[str, Any], prometheus
         return
     widths = [min(max(len(str(x)) for x in [h, *(line[i] for line in lines)]), 40) + 2
               for i, h in enumerate(header)]
-    panel_chars = ax.bbox.width / char_px(FONT["table"], 0.61)  # DejaVu Sans Mono: 0.6 em per character
+    # DejaVu Sans Mono: 0.6 em per character, 0.64 once the renderer rounds the advance to whole pixels
+    panel_chars = ax.bbox.width / char_px(FONT["table"], 0.65)
     scale = min(1.0, (panel_chars - 2) / sum(widths))
     for row_i, line in enumerate([header, *lines]):
         x = 6 / ax.bbox.width
