@@ -30,7 +30,7 @@ text-align:left;vertical-align:top} th{background:#f1f4f7}
 .muted{color:#66707a} code{background:#f1f4f7;padding:0 .2rem}
 #denied td,#denied th{white-space:nowrap} td.num{text-align:right}
 td.nowrap{white-space:nowrap}
-.cut{display:inline-block;max-width:13rem;overflow:hidden;text-overflow:ellipsis;vertical-align:bottom}
+.cut{display:inline-block;max-width:10.5rem;overflow:hidden;text-overflow:ellipsis;vertical-align:bottom}
 """
 
 

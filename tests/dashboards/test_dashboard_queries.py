@@ -6,7 +6,9 @@ drill-down narrows the review table to that policy. The stack comes from tests/e
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -289,6 +291,8 @@ def test_preview_draws_each_dashboard(prometheus: Prometheus, tmp_path: Path) ->
     assert pngs == sorted(f"{d['uid']}.png" for d in committed().values())
     for png in tmp_path.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+        if os.environ.get("NETPOL_REFRESH_SCREENSHOT"):  # =1 refreshes the README's pictures
+            shutil.copy(png, Path(__file__).parents[2] / "dashboards" / "img" / png.name)
 
 
 def test_preview_text_never_overlaps_and_rate_axes_start_at_zero(prometheus: Prometheus) -> None:

@@ -46,6 +46,11 @@ def test_grafana_link_filters_the_dashboard() -> None:
 
 
 def demo(pipeline):  # type: ignore[no-untyped-def]
+    """The demo as `make demo` runs it: the replay, attributed with the bundled policies."""
+    from exporter.netpol.flowattrib import attach_from_config
+    from exporter.service.demo import DEMO_POLICIES
+
+    attach_from_config(pipeline, Config(policies=[DEMO_POLICIES]))
     return [DemoSource(pipeline, speed=60.0)]
 
 
@@ -71,6 +76,7 @@ def test_the_demo_page_groups_and_links() -> None:
     assert 0 < rows < DENIED_FLOWS / 2  # retransmissions grouped: far fewer rows than flows
     assert 'href="http://grafana.local:3000/d/netpol-denied-flows/denied-flows-review?var-policy=' in page
     assert "<th>Grafana</th>" in page
+    assert "temporal/temporal-history-policy" in page  # the bundled policies name the drops
 
 
 async def test_no_grafana_column_without_a_grafana_url() -> None:
