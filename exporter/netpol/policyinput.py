@@ -134,6 +134,7 @@ class PolicyInput:
     loaded: Any = None  # exporter.netpol.loading.Loaded
     policy_set: Any = None  # exporter.netpol.calico.PolicySet
     warnings: list[str] = field(default_factory=list)
+    default_namespace: str | None = None
 
     @property
     def tiered(self) -> bool:
@@ -161,7 +162,8 @@ def read_policy_input(docs: Sequence[Document], cni: str | None, default_namespa
 
     found = survey(docs)
     engine, tiered_cni = choose_engine(found, cni)
-    result = PolicyInput(engine, tiered_cni or (cni or "kubernetes"), found, warnings=found.warnings())
+    result = PolicyInput(engine, tiered_cni or (cni or "kubernetes"), found, warnings=found.warnings(),
+                         default_namespace=default_namespace)
     if engine == TIERED:
         from exporter.netpol.calico.loader import PolicySetError, load_documents
 
