@@ -154,14 +154,16 @@ class PolicyInput:
         return len(self.loaded.policies) + len(self.loaded.invalid)
 
 
-def read_policy_input(docs: Sequence[Document], cni: str | None, default_namespace: str | None = None) -> PolicyInput:
+def read_policy_input(docs: Sequence[Document], cni: str | None, default_namespace: str | None = None,
+                      engine_for: Sequence[Document] | None = None) -> PolicyInput:
     """Sort `docs`, choose the engine and load them for it. InputError for a mixed set or, with the
     tiered engine, for any invalid document (file, line and field in the message); the NetworkPolicy
-    engine's invalid documents are in `loaded.invalid`, as before."""
+    engine's invalid documents are in `loaded.invalid`, as before. `engine_for`: choose the engine
+    for these documents instead (`docs` among them), so that two sets compared are read alike."""
     from exporter.netpol.loading import collect_policies
 
     found = survey(docs)
-    engine, tiered_cni = choose_engine(found, cni)
+    engine, tiered_cni = choose_engine(found if engine_for is None else survey(engine_for), cni)
     result = PolicyInput(engine, tiered_cni or (cni or "kubernetes"), found, warnings=found.warnings(),
                          default_namespace=default_namespace)
     if engine == TIERED:

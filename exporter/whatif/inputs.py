@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from exporter.netpol.errors import InputError
-from exporter.netpol.loading import Loaded, load_policies
+from exporter.netpol.loading import Loaded, documents, load_policies
+from exporter.netpol.policyinput import PolicyInput, read_policy_input
 from exporter.whatif.calico_events import decode_calico, decode_goldmane
 from exporter.whatif.events import Event
 from exporter.whatif.hubble_events import decode_hubble, hubble_decoder
@@ -33,6 +34,21 @@ def add_flow_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default {DEFAULT_WINDOW_S:g})")
     parser.add_argument("flows", nargs="+", metavar="FLOWS",
                         help="flow files (.gz read transparently), one per node, each in time order; - for stdin")
+
+
+def load_policy_inputs(args: argparse.Namespace) -> tuple[PolicyInput, PolicyInput | None]:
+    """`--policies` and `--baseline`, read for the same engine (chosen from both together and
+    `--cni`); InputError for anything invalid."""
+    proposed_docs = documents(args.policies)
+    baseline_docs = documents(args.baseline) if args.baseline else []
+    both = [*proposed_docs, *baseline_docs]
+    proposed = read_policy_input(proposed_docs, args.cni, args.namespace, engine_for=both)
+    baseline = read_policy_input(baseline_docs, args.cni, args.namespace, engine_for=both) if args.baseline else None
+    for read, what in ((proposed, "--policies"), (baseline, "--baseline")):
+        messages = read.invalid_messages() if read is not None else []
+        if messages:
+            raise InputError("\n".join(f"invalid NetworkPolicy in {what}: {m}" for m in messages))
+    return proposed, baseline
 
 
 def load_policy_set(paths: Sequence[str], what: str) -> Loaded:
