@@ -18,6 +18,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tier", default=None, metavar="NAME",
                         help="with --as calico: the Calico tier of the policies (default: default)")
     add_flow_arguments(parser)
+    parser.epilog = ("exit status: 0 policies written; 1 not used; 2 invalid input or options, or no connection in "
+                     "the flows")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -30,6 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from exporter.whatif.inputs import add_flow_arguments
 
     add_flow_arguments(parser)
+    parser.epilog = ("exit status: 0 nothing breaks (not-evaluated connections are listed, not failed); 1 something "
+                     "breaks; 2 invalid input (flows, policies, Cilium and Calico kinds together)")
 
 
 def main(args: argparse.Namespace) -> int:
