@@ -12,9 +12,10 @@ from exporter.kube.watch import Watcher
 def policy_families(state: ClusterState) -> Iterator[MetricFamily]:
     info = MetricFamily(
         "networkpolicy_info", "gauge",
-        "1 for every NetworkPolicy, CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy in the cluster "
-        "(Kubernetes enrichment), with its resourceVersion and generation; `kind` tells an NP and a CNP of the "
-        "same namespace/name apart.",
+        "1 for every NetworkPolicy, CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, Calico NetworkPolicy "
+        "(kind CalicoNetworkPolicy) and GlobalNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy and "
+        "ClusterNetworkPolicy in the cluster (Kubernetes enrichment), with its resourceVersion and generation; "
+        "`kind` tells policies of the same name apart.",
         ("policy", "kind", "policy_namespace", "policy_name", "resource_version", "generation"))
     changed = MetricFamily(
         "networkpolicy_last_change_timestamp_seconds", "gauge",
