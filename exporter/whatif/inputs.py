@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from exporter.netpol.errors import InputError
-from exporter.netpol.loading import Loaded, documents, load_policies
+from exporter.netpol.loading import documents
 from exporter.netpol.policyinput import PolicyInput, read_policy_input
 from exporter.whatif.calico_events import decode_calico, decode_goldmane
 from exporter.whatif.events import Event
@@ -49,26 +46,6 @@ def load_policy_inputs(args: argparse.Namespace) -> tuple[PolicyInput, PolicyInp
         if messages:
             raise InputError("\n".join(f"invalid NetworkPolicy in {what}: {m}" for m in messages))
     return proposed, baseline
-
-
-def load_policy_set(paths: Sequence[str], what: str) -> Loaded:
-    """Policies from files/folders, or YAML on stdin for `-`; InputError for anything invalid."""
-    if "-" in paths:
-        with tempfile.TemporaryDirectory() as tmp:
-            stdin_file = Path(tmp) / "stdin.yaml"
-            stdin_file.write_text(sys.stdin.read(), encoding="utf-8")
-            real = [str(stdin_file) if p == "-" else p for p in paths]
-            try:
-                loaded = load_policies(real)
-            except InputError as exc:
-                raise InputError(str(exc).replace(str(stdin_file), "<stdin>")) from None
-            messages = [m.replace(str(stdin_file), "<stdin>") for m in loaded.invalid_messages()]
-    else:
-        loaded = load_policies(paths)
-        messages = loaded.invalid_messages()
-    if messages:
-        raise InputError("\n".join(f"invalid NetworkPolicy in {what}: {m}" for m in messages))
-    return loaded
 
 
 def check_stdin(flows: Sequence[str], *policy_lists: Sequence[str]) -> None:
