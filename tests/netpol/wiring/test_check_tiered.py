@@ -22,6 +22,7 @@ pods:
 - {name: db, namespace: shop, labels: {app: db, version: v1.2}, ip: 10.0.0.3}
 - {name: legacy, namespace: shop, labels: {app: legacy}, ip: 10.0.0.4}
 - {name: free, namespace: shop, labels: {app: free}, ip: 10.0.0.5}
+- {name: cache, namespace: shop, labels: {app: cache}, ip: 10.0.0.6}
 - {name: mon, namespace: ops, labels: {app: monitor}, ip: 10.0.1.1}
 policies:
 - apiVersion: projectcalico.org/v3
@@ -93,6 +94,14 @@ policies:
       protocol: UDP
       source: {namespaceSelector: global() || team == 'ops', notSelector: app == 'other'}
       destination: {notPorts: ["1:52"], ports: ["53:60"]}
+    - {action: Allow, protocol: ICMP, icmp: {type: 8}}
+# notProtocol: anything but UDP
+- apiVersion: projectcalico.org/v3
+  kind: NetworkPolicy
+  metadata: {name: cache-in, namespace: shop}
+  spec:
+    selector: app == 'cache'
+    ingress: [{action: Allow, notProtocol: UDP}]
 # staged: enforces nothing in check
 - apiVersion: projectcalico.org/v3
   kind: StagedGlobalNetworkPolicy
@@ -118,6 +127,11 @@ probes:
 - {from: ops/mon, to: shop/db, port: 53, protocol: UDP, expect: allow}
 - {from: ops/mon, to: shop/db, port: 61, protocol: UDP, expect: deny}
 - {from: ops/mon, to: shop/db, port: 53, protocol: TCP, expect: deny}
+# ICMP type 8 (echo request) only; notProtocol UDP
+- {from: ops/mon, to: shop/db, port: 8, protocol: ICMPv4, expect: allow}
+- {from: ops/mon, to: shop/db, port: 0, protocol: ICMPv4, expect: deny}
+- {from: shop/web, to: shop/cache, port: 6379, expect: allow}
+- {from: shop/web, to: shop/cache, port: 6379, protocol: UDP, expect: deny}
 """
 
 ADMIN_MODEL = """\
@@ -189,7 +203,7 @@ def test_calico_model_every_probe_as_worked_out(tmp_path: Path, capsys: pytest.C
     code, result, _ = run_json(capsys, str(write(tmp_path, "m.yaml", CALICO_MODEL)))
     failed = [p for p in result["probes"] if p["ok"] is not True]
     assert code == 0, failed
-    assert result["passed"] == 14
+    assert result["passed"] == 18
     by = {(p["from"], p["to"], p["port"], p["protocol"]): p for p in result["probes"]}
     deny_bad = by[("203.0.113.9", "shop/free", 80, "TCP")]["ingress"]
     assert (deny_bad["policy"], deny_bad["tier"], deny_bad["rule"]) == ("security.block-bad", "security", 0)
@@ -201,6 +215,8 @@ def test_calico_model_every_probe_as_worked_out(tmp_path: Path, capsys: pytest.C
     assert passed_on["policy"] == "shop/api-from-web" and passed_on["passed"] == ["security.block-bad", "platform"]
     assert by[("shop/web", "shop/api", 9090, "TCP")]["ingress"]["rule"] == -1
     assert by[("ops/mon", "shop/db", 53, "UDP")]["ingress"]["rule"] == 1
+    assert by[("ops/mon", "shop/db", 8, "ICMPv4")]["ingress"]["rule"] == 2
+    assert by[("shop/web", "shop/cache", 6379, "UDP")]["ingress"]["rule"] == -1
 
 
 def test_calico_table_names_tiers_rules_and_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -209,7 +225,7 @@ def test_calico_table_names_tiers_rules_and_passes(tmp_path: Path, capsys: pytes
     assert "denied by quarantine.q (end of tier quarantine)" in out
     assert "allowed: no tier decides, the namespace profile allows" in out
     assert "passed on by security.block-bad, platform" in out
-    assert "14 probes: 14 as expected, 0 not, 0 unchecked" in out
+    assert "18 probes: 18 as expected, 0 not, 0 unchecked" in out
 
 
 def test_staged_policy_enforces_nothing_in_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -346,3 +362,28 @@ def test_unevaluated_kinds_warned_by_document_other_kinds_counted(
 
 def test_admin_kinds_listed_once() -> None:
     assert ADMIN_KINDS == KINDS
+
+
+def test_what_offline_evaluation_cannot_decide_is_undecided(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    model = write(tmp_path, "m.yaml", """\
+pods:
+- {name: a, namespace: shop, labels: {app: a}}
+- {name: b, namespace: shop, labels: {app: b}}
+policies:
+- apiVersion: projectcalico.org/v3
+  kind: NetworkPolicy
+  metadata: {name: b-http, namespace: shop}
+  spec:
+    selector: app == 'b'
+    ingress: [{action: Allow, protocol: TCP, http: {methods: [GET]}}]
+probes:
+- {from: shop/a, to: shop/b, port: 80, expect: deny}
+""")
+    assert main(["check", str(model)]) == 0  # undecided is not checked, never guessed
+    out = " ".join(capsys.readouterr().out.split())  # unwrapped
+    assert "undecided: not evaluated offline (http-match) at shop/b-http (tier default, rule 0)" in out
+    assert "1 probes: 0 as expected, 0 not, 1 unchecked (1 undecided: not evaluated offline)" in out
+    code, result, _ = run_json(capsys, str(model))
+    assert code == 0 and result["undecided"] == 1
+    assert result["probes"][0]["ingress"]["reason"] == "http-match" and result["probes"][0]["ok"] is None
