@@ -42,8 +42,8 @@ def watch_families(watchers: Mapping[str, Watcher]) -> Iterator[MetricFamily]:
                            ("kind",))
     objects = MetricFamily("netpol_exporter_kubernetes_objects", "gauge", "Objects held in the cache.", ("kind",))
     served = MetricFamily("netpol_exporter_kubernetes_kind_served", "gauge",
-                          "1 when the cluster serves the kind; 0 while a CRD kind (Cilium policies) is not installed "
-                          "(looked for again every minute).", ("kind",))
+                          "1 when the cluster serves the kind; 0 while an optional kind (Cilium, Calico or admin "
+                          "policies) is not installed (looked for again every minute).", ("kind",))
     for kind, watcher in watchers.items():
         s = watcher.stats
         synced.set(1 if s.synced else 0, kind)

@@ -323,7 +323,10 @@ def lint_input(read: Any) -> tuple[Loaded, list[Finding]]:
         kube_docs = [d for d in read.found.evaluated
                      if d.obj.get("kind") == "NetworkPolicy" and d.obj.get("apiVersion") == "networking.k8s.io/v1"]
         loaded = collect_policies(kube_docs, read.default_namespace)
-        findings = lint(loaded) + [_calico_finding(f) for f in calico_findings(read.policy_set)]
+        acknowledged = {d.where(): _annotated_checks(d.obj) for d in read.found.evaluated}
+        findings = lint(loaded) + [
+            replace(_calico_finding(f), suppressed=f.check in acknowledged.get(f.source, ()))
+            for f in calico_findings(read.policy_set)]
     else:
         loaded = read.loaded
         findings = lint(loaded)
@@ -339,3 +342,10 @@ def _object_name(obj: Any) -> str:
     if not isinstance(meta, dict) or not meta.get("name"):
         return "?"
     return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else str(meta["name"])
+
+
+def _annotated_checks(obj: Any) -> frozenset[str]:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    value = annotations.get(IGNORE_ANNOTATION, "") if isinstance(annotations, dict) else ""
+    return frozenset(part.strip() for part in str(value).split(",") if part.strip())

@@ -148,3 +148,16 @@ def test_mixed_cni_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
               "spec: {endpointSelector: {}}\n")
     code, _, err = lint_json(tmp_path, capsys, TIER + cilium)
     assert code == 2 and "a policy set is for one CNI" in err
+
+
+def test_a_calico_policy_acknowledges_a_finding(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    annotated = TIER.replace("metadata: {name: security.block-db}",
+                             "metadata:\n  name: security.block-db\n"
+                             "  annotations: {netpol-exporter.io/lint-ignore: tier-without-pass}")
+    code, findings, _ = lint_json(tmp_path, capsys, annotated)
+    assert code == 0
+    assert [(f["check"], f["suppressed"]) for f in findings] == [("tier-without-pass", True)]
+    path = tmp_path / "p.yaml"
+    assert main(["lint", "--policies", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "tier-without-pass" not in captured.out and "(1 suppressed)" in captured.err
