@@ -139,3 +139,22 @@ def test_calico_and_cilium_policies_together_are_an_error(tmp_path: Path, polici
     code, _, err = whatif(capsys, "--format", "calico", "--baseline", str(cnp), "--policies", policies,
                           recorded(tmp_path))
     assert code == 2 and "a policy set is for one CNI" in err
+
+
+def test_admin_network_policy_through_whatif(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An ANP alone (no --cni): upstream order; its denial is named as Calico's flows name it."""
+    anp = tmp_path / "anp.yaml"
+    anp.write_text("""\
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: protect-db}
+spec:
+  priority: 5
+  subject: {pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: db}}}}
+  ingress:
+  - {name: api, action: Allow, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: api}}}}]}
+  - {name: rest, action: Deny, from: [{namespaces: {}}]}
+""")
+    code, result, _ = whatif(capsys, "--format", "calico", "--policies", str(anp), recorded(tmp_path))
+    assert code == 1
+    assert rows(result, "breaks") == [("shop/web", "shop/db", "5432", 3, "ingress", "adminnetworkpolicy.protect-db")]
