@@ -179,7 +179,8 @@ def _load(args: argparse.Namespace) -> tuple[Model, list[str]]:
     inline = inline_policy_documents(model_doc)
     both = read_policy_input([*inline, *files], args.cni, args.namespace)
     if both.tiered:
-        return parse_model(model_doc, policy_set=both.policy_set), both.warnings
+        model = parse_model(model_doc, policy_set=both.policy_set)
+        return model, [*both.warnings, *(f"note: {n}" for n in both.notes)]
     loaded = collect_policies(survey(files).evaluated, args.namespace)
     if loaded.invalid:
         raise InputError("\n".join(f"invalid policy: {m}" for m in loaded.invalid_messages()))

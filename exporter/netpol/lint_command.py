@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     for warning in read.warnings:  # on stderr, also with --json (where unevaluated kinds are findings too)
         print(f"warning: {warning}", file=sys.stderr)
-    for note in loaded.notes:  # assumed namespaces: on stderr, also with --json
+    for note in read.notes if read.tiered else loaded.notes:  # assumed namespaces: on stderr, also with --json
         print(f"note: {note}", file=sys.stderr)
     if not read.count and not read.found.unevaluated:
         print(f"netpol-exporter lint: error: no NetworkPolicy found in {', '.join(args.policies)}", file=sys.stderr)

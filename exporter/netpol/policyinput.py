@@ -124,6 +124,15 @@ def choose_engine(found: Survey, cni: str | None) -> tuple[str, str]:
     return NETPOL, ""
 
 
+NAMESPACED_KINDS = ("NetworkPolicy", "StagedNetworkPolicy", "StagedKubernetesNetworkPolicy", "NetworkSet")
+
+
+def _namespaced(doc: Document) -> bool:
+    """A namespaced kind written without metadata.namespace."""
+    meta = doc.obj.get("metadata")
+    return doc.obj.get("kind") in NAMESPACED_KINDS and not (isinstance(meta, Mapping) and meta.get("namespace"))
+
+
 @dataclass
 class PolicyInput:
     """Policy documents read for one engine: `loaded` (NetworkPolicy engine) or `policy_set` (tiered)."""
@@ -135,6 +144,7 @@ class PolicyInput:
     policy_set: Any = None  # exporter.netpol.calico.PolicySet
     warnings: list[str] = field(default_factory=list)
     default_namespace: str | None = None
+    assumed: list[str] = field(default_factory=list)  # notes: namespaced policies given --namespace (tiered)
 
     @property
     def tiered(self) -> bool:
@@ -142,7 +152,7 @@ class PolicyInput:
 
     @property
     def notes(self) -> list[str]:
-        return list(self.loaded.notes) if self.loaded is not None else []
+        return list(self.loaded.notes) if self.loaded is not None else list(self.assumed)
 
     def invalid_messages(self) -> list[str]:
         return self.loaded.invalid_messages() if self.loaded is not None else []
@@ -174,6 +184,8 @@ def read_policy_input(docs: Sequence[Document], cni: str | None, default_namespa
         except PolicySetError as exc:
             raise InputError("\n".join(exc.problems)) from None
         result.warnings.extend(result.policy_set.warnings)
+        result.assumed = [f"{d.where()}: no metadata.namespace: assumed namespace {default_namespace}"
+                          for d in found.evaluated if default_namespace and _namespaced(d)]
     else:
         result.loaded = collect_policies(found.evaluated, default_namespace)
     return result

@@ -268,6 +268,8 @@ metadata: {name: b-deny}
 spec: {selector: app == 'b', ingress: [{action: Deny}]}
 """)
     assert main(["check", str(model), "--policies", str(policy), "--namespace", "shop"]) == 0
+    assert f"note: {policy}:1 (document 1 b-deny): no metadata.namespace: assumed namespace shop" in \
+        capsys.readouterr().err
     assert main(["check", str(model), "--policies", str(policy), "--namespace", "other"]) == 1
     assert "denied by shop/b-deny" in capsys.readouterr().out
 
