@@ -91,8 +91,8 @@ def survey(docs: Sequence[Document]) -> Survey:
             found.admin.append(doc)
         elif kind in CALICO_KINDS and api == CALICO_API:
             found.calico.append(doc)
-        elif kind == "NetworkPolicy" and api in (KUBERNETES_API, ""):
-            pass  # read by both engines (the NetworkPolicy engine reports a wrong apiVersion)
+        elif kind == "NetworkPolicy":
+            pass  # Kubernetes': read by both engines (the NetworkPolicy engine rejects a wrong apiVersion)
         elif kind is not None and (kind.endswith("Policy") or kind == "Tier"):
             found.unevaluated.append(Unevaluated(doc, kind, api))
             continue

@@ -161,3 +161,12 @@ def test_a_calico_policy_acknowledges_a_finding(tmp_path: Path, capsys: pytest.C
     assert main(["lint", "--policies", str(path)]) == 0
     captured = capsys.readouterr()
     assert "tier-without-pass" not in captured.out and "(1 suppressed)" in captured.err
+
+
+def test_a_networkpolicy_of_another_api_version_stays_invalid(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """The Kubernetes path is unchanged: not a skipped kind, an invalid object (exit 2)."""
+    old_api = UNKNOWN.replace("networking.k8s.io/v1", "networking.k8s.io/v1beta1")
+    code, findings, _ = lint_json(tmp_path, capsys, old_api)
+    assert code == 2
+    assert ("invalid", "shop/deny") in checks(findings)
