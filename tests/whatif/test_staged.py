@@ -158,3 +158,30 @@ spec:
     code, result, _ = whatif(capsys, "--format", "calico", "--policies", str(anp), recorded(tmp_path))
     assert code == 1
     assert rows(result, "breaks") == [("shop/web", "shop/db", "5432", 3, "ingress", "adminnetworkpolicy.protect-db")]
+
+
+def test_calico_peers_outside_the_pods(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A NetworkSet address and a node: nets match their addresses; a selector cannot be matched
+    against a node's labels (not in the records): not evaluated, `reserved-peer`."""
+    netset = json.loads(calico(CLIENT, WEB, reporter="dst", action="allow", started=2, port=443))
+    netset.update(source_type="ns", source_name="partners", source_name_aggr="partners", source_namespace="shop")
+    host = json.loads(calico(CLIENT, WEB, reporter="dst", action="allow", started=1, port=443))
+    host.update(source_type="hep", source_ip="10.0.0.3", source_name_aggr="node-a")
+    flows = write_lines(tmp_path / "flows.log", [json.dumps(netset).encode(), json.dumps(host).encode()])
+    policy = tmp_path / "p.yaml"
+    policy.write_text("""\
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: web-in, namespace: shop}
+spec:
+  selector: app == 'web'
+  ingress:
+  - {action: Allow, source: {nets: [203.0.113.0/24]}}
+  - {action: Allow, source: {selector: role == 'node'}}
+""")
+    code, result, _ = whatif(capsys, "--format", "calico", "--policies", str(policy), flows)
+    assert code == 0 and result["breaks"] == []
+    assert [(r["source"], r["reason"]) for r in result["not_evaluated"]] == [("host", "reserved-peer")]
+    policy.write_text(policy.read_text().replace("selector: role == 'node'", "nets: [10.0.0.0/24]"))
+    code, result, _ = whatif(capsys, "--format", "calico", "--policies", str(policy), flows)
+    assert code == 0 and result == {"breaks": [], "opens": [], "not_evaluated": []}
