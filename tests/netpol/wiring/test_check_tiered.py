@@ -389,3 +389,32 @@ probes:
     code, result, _ = run_json(capsys, str(model))
     assert code == 0 and result["undecided"] == 1
     assert result["probes"][0]["ingress"]["reason"] == "http-match" and result["probes"][0]["ok"] is None
+
+
+TIER_ORDER = """\
+pods:
+- {name: x, namespace: shop, labels: {app: x}}
+- {name: y, namespace: shop, labels: {app: y}}
+policies:
+- {apiVersion: projectcalico.org/v3, kind: Tier, metadata: {name: first}, spec: {order: ORDER_FIRST}}
+- {apiVersion: projectcalico.org/v3, kind: Tier, metadata: {name: second}, spec: {order: 20}}
+- apiVersion: projectcalico.org/v3
+  kind: GlobalNetworkPolicy
+  metadata: {name: first.deny-x}
+  spec: {tier: first, selector: app == 'y', ingress: [{action: Deny, source: {selector: app == 'x'}}]}
+- apiVersion: projectcalico.org/v3
+  kind: GlobalNetworkPolicy
+  metadata: {name: second.allow-x}
+  spec: {tier: second, selector: app == 'y', ingress: [{action: Allow, source: {selector: app == 'x'}}]}
+probes:
+- {from: shop/x, to: shop/y, port: 80, expect: EXPECT}
+"""
+
+
+@pytest.mark.parametrize(("order", "expect", "policy"), [(10, "deny", "first.deny-x"),
+                                                         (30, "allow", "second.allow-x")])
+def test_tier_order_decides(tmp_path: Path, capsys: pytest.CaptureFixture[str], order: int, expect: str,
+                            policy: str) -> None:
+    model = write(tmp_path, "m.yaml", TIER_ORDER.replace("ORDER_FIRST", str(order)).replace("EXPECT", expect))
+    code, result, _ = run_json(capsys, str(model))
+    assert code == 0 and result["probes"][0]["ingress"]["policy"] == policy
