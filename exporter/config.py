@@ -75,6 +75,9 @@ class Config(_Section):
     policies: list[str] = Field(
         default_factory=list, description="Policy files or folders (- for stdin) naming the policies behind "
         "verdicts without a cluster (docs/netpol.md); excludes kubernetes.kubeconfig and turns auto-detection off.")
+    policies_cni: Literal["cilium", "calico"] | None = Field(
+        None, description="The CNI whose semantics evaluate `policies` (docs/netpol.md); default plain Kubernetes.")
+    policies_namespace: str = Field("default", description="Namespace of `policies` without metadata.namespace.")
     file: FileOptions = Field(default_factory=FileOptions)
     relay: RelayOptions = Field(default_factory=RelayOptions)
     goldmane_push: GoldmanePushOptions = Field(default_factory=GoldmanePushOptions)

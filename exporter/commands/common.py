@@ -16,6 +16,11 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policies", action="append", metavar="PATH",
                         help="name the policies behind verdicts from these policy files or folders (repeatable; - "
                              "for stdin); excludes --kubeconfig")
+    from exporter.netpol.loading import add_namespace_argument
+    from exporter.netpol.policyinput import add_cni_argument
+
+    add_namespace_argument(parser)  # of --policies
+    add_cni_argument(parser)  # of --policies
 
 
 def config_from_args(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Config:
@@ -31,6 +36,10 @@ def config_from_args(args: argparse.Namespace, overrides: dict[str, Any] | None 
         over["kubernetes"] = kube
     if getattr(args, "policies", None):
         over["policies"] = args.policies
+    if getattr(args, "cni", None):
+        over["policies_cni"] = args.cni
+    if getattr(args, "namespace", None) not in (None, "default"):
+        over["policies_namespace"] = args.namespace
     try:
         return load_config(getattr(args, "config", None), overrides=over)
     except ConfigError as exc:

@@ -4,7 +4,9 @@ Switched on when `kubernetes.enabled` is true, or when it is unset (auto) and a 
 or the process runs in a pod (KUBERNETES_SERVICE_HOST). `--no-kubernetes` (enabled false) never
 contacts an API server. RBAC: get/list/watch on pods, replicasets (apps), namespaces,
 networkpolicies (networking.k8s.io), ciliumnetworkpolicies and ciliumclusterwidenetworkpolicies
-(cilium.io; watched when their CRDs are served), cluster-wide; nothing else.
+(cilium.io), networkpolicies and globalnetworkpolicies (projectcalico.org), adminnetworkpolicies,
+baselineadminnetworkpolicies and clusternetworkpolicies (policy.networking.k8s.io) — the optional
+ones watched when served — cluster-wide; nothing else.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def _api_client(cfg: KubernetesConfig, env: Mapping[str, str]) -> tuple[Any, str
 
     configuration = client.Configuration()
     configuration.retries = 1  # one quick retry (stale pooled connections); the watchers back off themselves
+    configuration.connection_pool_maxsize = 2 * len(KINDS)  # a watch per kind, and its re-list beside it
     try:
         if cfg.kubeconfig:
             return (config.new_client_from_config(config_file=cfg.kubeconfig, client_configuration=configuration),

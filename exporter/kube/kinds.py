@@ -1,8 +1,12 @@
 """The watched kinds: how each one's JSON reaches ClusterState, and the client call that lists it.
 
 Pods, ReplicaSets, Namespaces and NetworkPolicies always; CiliumNetworkPolicies and
-CiliumClusterwideNetworkPolicies when their CRDs are served (OPTIONAL: a 404 means "not served",
-an empty set that is checked again later, exporter.kube.watch).
+CiliumClusterwideNetworkPolicies, Calico's NetworkPolicies and GlobalNetworkPolicies
+(`projectcalico.org/v3`, served by the Calico API server) and AdminNetworkPolicies,
+BaselineAdminNetworkPolicies and ClusterNetworkPolicies (`policy.networking.k8s.io`) when they are
+served (OPTIONAL: a 404 means "not served", an empty set that is checked again later,
+exporter.kube.watch). The Calico and admin kinds feed `networkpolicy_info` and zero-seeding only:
+Calico's flow records name their policies themselves.
 """
 
 from __future__ import annotations
@@ -17,8 +21,18 @@ from exporter.kube.state import ClusterState
 
 PODS, REPLICASETS, NAMESPACES, NETWORKPOLICIES = "pods", "replicasets", "namespaces", "networkpolicies"
 CNPS, CCNPS = "ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"
-KINDS = (PODS, REPLICASETS, NAMESPACES, NETWORKPOLICIES, CNPS, CCNPS)
-OPTIONAL: frozenset[str] = frozenset({CNPS, CCNPS})  # CRDs: watched when served
+CALICO_NPS, CALICO_GNPS = "networkpolicies.projectcalico.org", "globalnetworkpolicies.projectcalico.org"
+ANPS, BANPS, CLUSTER_NPS = "adminnetworkpolicies", "baselineadminnetworkpolicies", "clusternetworkpolicies"
+# resource → (apiVersion, kind) of the objects, whose list items carry neither
+TIERED_KINDS = {
+    CALICO_NPS: ("projectcalico.org/v3", "NetworkPolicy"),
+    CALICO_GNPS: ("projectcalico.org/v3", "GlobalNetworkPolicy"),
+    ANPS: ("policy.networking.k8s.io/v1alpha1", "AdminNetworkPolicy"),
+    BANPS: ("policy.networking.k8s.io/v1alpha1", "BaselineAdminNetworkPolicy"),
+    CLUSTER_NPS: ("policy.networking.k8s.io/v1alpha2", "ClusterNetworkPolicy"),
+}
+KINDS = (PODS, REPLICASETS, NAMESPACES, NETWORKPOLICIES, CNPS, CCNPS, *TIERED_KINDS)
+OPTIONAL: frozenset[str] = frozenset({CNPS, CCNPS, *TIERED_KINDS})  # CRDs, aggregated APIs: watched when served
 POLICY_KIND_OF = {NETWORKPOLICIES: "NetworkPolicy", CNPS: "CiliumNetworkPolicy",
                   CCNPS: "CiliumClusterwideNetworkPolicy"}
 
@@ -110,6 +124,34 @@ class NetworkPolicySink:
         return sum(1 for p in self.state.policies.values() if p.kind == self.kind)
 
 
+class TieredPolicySink:
+    """Calico policies and the AdminNetworkPolicy family: `networkpolicy_info` and zero-seeding."""
+
+    def __init__(self, state: ClusterState, resource: str) -> None:
+        self.state = state
+        self.api_version, self.kind = TIERED_KINDS[resource]
+
+    def _typed(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return {"apiVersion": self.api_version, "kind": self.kind, **obj}
+
+    def replace(self, items_json: list[bytes]) -> None:
+        items: list[Any] = [obj for page in items_json for obj in decode_any(page)]
+        self.state.replace_tiered_policies([self._typed(o) for o in items if isinstance(o, dict)], self.kind)
+
+    def apply(self, event_type: str, object_json: bytes) -> str:
+        obj = decode_any(object_json)
+        if not isinstance(obj, dict):
+            return ""
+        if event_type == "DELETED":
+            self.state.delete_tiered_policy(self._typed(obj))
+        else:
+            self.state.upsert_tiered_policy(self._typed(obj))
+        return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+    def __len__(self) -> int:
+        return sum(1 for p in self.state.policies.values() if p.source_kind == self.kind)
+
+
 COLLECTIONS = {
     PODS: "/api/v1/pods",
     REPLICASETS: "/apis/apps/v1/replicasets",
@@ -117,6 +159,11 @@ COLLECTIONS = {
     NETWORKPOLICIES: "/apis/networking.k8s.io/v1/networkpolicies",
     CNPS: "/apis/cilium.io/v2/ciliumnetworkpolicies",
     CCNPS: "/apis/cilium.io/v2/ciliumclusterwidenetworkpolicies",
+    CALICO_NPS: "/apis/projectcalico.org/v3/networkpolicies",
+    CALICO_GNPS: "/apis/projectcalico.org/v3/globalnetworkpolicies",
+    ANPS: "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies",
+    BANPS: "/apis/policy.networking.k8s.io/v1alpha1/baselineadminnetworkpolicies",
+    CLUSTER_NPS: "/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies",
 }
 
 
@@ -167,4 +214,5 @@ def sinks(state: ClusterState) -> dict[str, Any]:
         NETWORKPOLICIES: NetworkPolicySink(state),
         CNPS: NetworkPolicySink(state, POLICY_KIND_OF[CNPS]),
         CCNPS: NetworkPolicySink(state, POLICY_KIND_OF[CCNPS]),
+        **{resource: TieredPolicySink(state, resource) for resource in TIERED_KINDS},
     }

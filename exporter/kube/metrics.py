@@ -12,9 +12,10 @@ from exporter.kube.watch import Watcher
 def policy_families(state: ClusterState) -> Iterator[MetricFamily]:
     info = MetricFamily(
         "networkpolicy_info", "gauge",
-        "1 for every NetworkPolicy, CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy in the cluster "
-        "(Kubernetes enrichment), with its resourceVersion and generation; `kind` tells an NP and a CNP of the "
-        "same namespace/name apart.",
+        "1 for every NetworkPolicy, CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy, Calico NetworkPolicy "
+        "(kind CalicoNetworkPolicy) and GlobalNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy and "
+        "ClusterNetworkPolicy in the cluster (Kubernetes enrichment), with its resourceVersion and generation; "
+        "`kind` tells policies of the same name apart.",
         ("policy", "kind", "policy_namespace", "policy_name", "resource_version", "generation"))
     changed = MetricFamily(
         "networkpolicy_last_change_timestamp_seconds", "gauge",
@@ -41,8 +42,8 @@ def watch_families(watchers: Mapping[str, Watcher]) -> Iterator[MetricFamily]:
                            ("kind",))
     objects = MetricFamily("netpol_exporter_kubernetes_objects", "gauge", "Objects held in the cache.", ("kind",))
     served = MetricFamily("netpol_exporter_kubernetes_kind_served", "gauge",
-                          "1 when the cluster serves the kind; 0 while a CRD kind (Cilium policies) is not installed "
-                          "(looked for again every minute).", ("kind",))
+                          "1 when the cluster serves the kind; 0 while an optional kind (Cilium, Calico or admin "
+                          "policies) is not installed (looked for again every minute).", ("kind",))
     for kind, watcher in watchers.items():
         s = watcher.stats
         synced.set(1 if s.synced else 0, kind)

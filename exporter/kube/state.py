@@ -72,7 +72,8 @@ class PolicyInfo:
     generation: int
     changed_at: float  # seconds since the epoch (see last_change_time)
     directions: tuple[str, ...]  # the directions it isolates: "ingress", "egress"
-    kind: str = POLICY_KIND
+    kind: str = POLICY_KIND  # the `kind` label of networkpolicy_info
+    source_kind: str = ""  # the API kind of a Calico / admin policy (kind is CalicoNetworkPolicy for Calico's NP)
 
 
 def controller_owner(meta: ObjectMeta) -> tuple[str, str]:
@@ -314,6 +315,67 @@ class ClusterState:
             policies.pop(_policy_key(obj, kind), None)
             self.policies = policies
             self.policy_generation += 1
+        self._notify()
+
+    # -- Calico policies and the AdminNetworkPolicy family: info and zero-seeding only ------
+    @staticmethod
+    def _tiered_info(obj: dict[str, Any], previous: dict[str, PolicyInfo], now: float) -> tuple[str, PolicyInfo]:
+        """(key, info) of a Calico / admin policy, named as Calico's flows name it (the tiered engine's
+        label); an object the engine rejects keeps `ns/name` and isolates nothing."""
+        from exporter.netpol.calico import PolicySetError, load_policies
+
+        meta = obj.get("metadata") or {}
+        ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        kind = str(obj.get("kind"))
+        try:
+            policy = load_policies([obj], cni="calico").policies[0]
+            value, info_kind = policy.label, policy.info_kind
+            directions = tuple(d for d, t in (("ingress", "Ingress"), ("egress", "Egress")) if t in policy.types)
+        except (PolicySetError, IndexError) as exc:
+            log.warning("%s %s is not valid and is ignored: %s", kind, f"{ns}/{name}" if ns else name, exc)
+            value = f"{ns}/{name}" if ns else name
+            info_kind = "CalicoNetworkPolicy" if kind == "NetworkPolicy" else kind
+            directions = ()
+        key = f"{info_kind} {value}"
+        generation = int(meta.get("generation") or 0)
+        changed_at = last_change_time(meta)
+        old = previous.get(key)
+        if not changed_at:
+            changed_at = old.changed_at if old is not None and old.generation == generation else now
+        return key, PolicyInfo(value, ns, name, str(meta.get("resourceVersion") or ""), generation, changed_at,
+                               directions, info_kind, kind)
+
+    def replace_tiered_policies(self, items: Iterable[dict[str, Any]], kind: str) -> None:
+        """A complete list of one Calico / admin kind (`kind`: its API kind)."""
+        now = time.time()
+        with self._writers:
+            old = self.policies
+            fresh = {k: v for k, v in old.items() if v.source_kind != kind}
+            for obj in items:
+                key, info = self._tiered_info(obj, old, now)
+                fresh[key] = info
+            with self.lock:
+                self.policies = fresh
+        self._notify()
+
+    def upsert_tiered_policy(self, obj: dict[str, Any]) -> None:
+        with self._writers, self.lock:
+            policies = dict(self.policies)
+            key, info = self._tiered_info(obj, policies, time.time())
+            stale = [k for k, v in policies.items() if v.source_kind == info.source_kind
+                     and (v.namespace, v.name) == (info.namespace, info.name) and k != key]
+            for k in stale:  # renamed by a tier change
+                del policies[k]
+            policies[key] = info
+            self.policies = policies
+        self._notify()
+
+    def delete_tiered_policy(self, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        ns, name, kind = str(meta.get("namespace") or ""), str(meta.get("name") or ""), str(obj.get("kind"))
+        with self._writers, self.lock:
+            self.policies = {k: v for k, v in self.policies.items()
+                             if not (v.source_kind == kind and v.namespace == ns and v.name == name)}
         self._notify()
 
     def _notify(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from exporter.netpol.errors import InputError
 from exporter.netpol.evaluator import UNDECIDED, DirectionVerdict, Verdict
-from exporter.netpol.modelfile import Model, Probe, load_model
+from exporter.netpol.modelfile import Model, Probe
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,12 +27,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PATH",
-        help="NetworkPolicy/CiliumNetworkPolicy/CiliumClusterwideNetworkPolicy YAML file or folder, or - for "
-        "stdin (repeatable); a kustomization folder is read or rendered",
+        help="NetworkPolicy/CiliumNetworkPolicy/CiliumClusterwideNetworkPolicy/Calico/AdminNetworkPolicy YAML "
+        "file or folder, or - for stdin (repeatable); a kustomization folder is read or rendered",
     )
     from exporter.netpol.loading import add_namespace_argument
+    from exporter.netpol.policyinput import add_cni_argument
 
     add_namespace_argument(parser)
+    add_cni_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.epilog = ("exit status: 0 every probe's expect holds; 1 one does not; 2 invalid input (model or "
                      "policy file)")
@@ -42,7 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 class ProbeResult:
     probe: Probe
     port: int | None
-    verdict: Verdict
+    verdict: Verdict | Any  # the tiered engine's TieredVerdict has the same outcome/egress/ingress/self_traffic
 
     @property
     def outcome(self) -> str:
@@ -65,11 +67,15 @@ def run_probes(model: Model) -> list[ProbeResult]:
     return results
 
 
-def describe_side(side: DirectionVerdict | None, self_traffic: bool) -> str:
+def describe_side(side: Any, self_traffic: bool) -> str:
     if self_traffic:
         return "self (always allowed)"
     if side is None:
         return "outside cluster"
+    if not isinstance(side, DirectionVerdict):
+        from exporter.netpol.tiered_verdict import describe_tiered_side
+
+        return describe_tiered_side(side)
     if side.denying:
         return "denied by " + ", ".join(side.denying)
     if side.outcome == UNDECIDED:
@@ -119,9 +125,13 @@ def render_table(results: list[ProbeResult], out: TextIO, width: int | None = No
                                     subsequent_indent="      ", break_on_hyphens=False) + "\n")
 
 
-def _side_json(side: DirectionVerdict | None) -> dict[str, Any] | None:
+def _side_json(side: Any) -> dict[str, Any] | None:
     if side is None:
         return None
+    if not isinstance(side, DirectionVerdict):
+        from exporter.netpol.tiered_verdict import tiered_side_json
+
+        return tiered_side_json(side)
     return {
         "isolated": side.isolated,
         "isolating": list(side.isolating),
@@ -158,22 +168,36 @@ def results_json(results: list[ProbeResult]) -> dict[str, Any]:
     }
 
 
-def main(args: argparse.Namespace) -> int:
-    from exporter.netpol.loading import load_policies
+def _load(args: argparse.Namespace) -> tuple[Model, list[str]]:
+    """The model with its policies, and the warnings and notes to print; InputError on bad input."""
+    from exporter.netpol.loading import collect_policies, documents
+    from exporter.netpol.modelfile import inline_policy_documents, parse_model, read_model_document
+    from exporter.netpol.policyinput import read_policy_input, survey
 
+    model_doc = read_model_document(args.model)
+    files = documents(args.policies) if args.policies else []
+    inline = inline_policy_documents(model_doc)
+    both = read_policy_input([*inline, *files], args.cni, args.namespace)
+    if both.tiered:
+        model = parse_model(model_doc, policy_set=both.policy_set)
+        return model, [*both.warnings, *(f"note: {n}" for n in both.notes)]
+    loaded = collect_policies(survey(files).evaluated, args.namespace)
+    if loaded.invalid:
+        raise InputError("\n".join(f"invalid policy: {m}" for m in loaded.invalid_messages()))
+    model = parse_model(model_doc, [lp.policy for lp in loaded.policies])
+    return model, [*both.warnings, *(f"note: {n}" for n in loaded.notes)]
+
+
+def main(args: argparse.Namespace) -> int:
     try:
-        loaded = load_policies(args.policies, args.namespace) if args.policies else None
-        if loaded is not None and loaded.invalid:
-            for message in loaded.invalid_messages():
-                print(f"netpol-exporter check: invalid policy: {message}", file=sys.stderr)
-            return 2
-        extra = [lp.policy for lp in loaded.policies] if loaded is not None else []
-        model = load_model(args.model, extra)
+        model, messages = _load(args)
     except InputError as exc:
-        print(f"netpol-exporter check: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"netpol-exporter check: {'' if line.startswith('invalid policy') else 'error: '}{line}",
+                  file=sys.stderr)
         return 2
-    for note in loaded.notes if loaded is not None else []:
-        print(f"note: {note}", file=sys.stderr)
+    for message in messages:
+        print(message if message.startswith("note: ") else f"warning: {message}", file=sys.stderr)
     results = run_probes(model)
     failed = sum(1 for r in results if r.ok is False)
     if args.json:

@@ -27,7 +27,7 @@ from exporter.netpol.attribution import NAMESPACE_NAME_LABEL, most_specific
 from exporter.netpol.cilium import CLUSTER_ENTITIES, NAMESPACE_KEY, NAMESPACE_LABELS_PREFIX, parse_ip
 from exporter.netpol.evaluator import Endpoint, evaluate_direction, group_by_namespace, policies_at
 from exporter.netpol.labels import Labels
-from exporter.netpol.loading import AnyPolicy, load_policies
+from exporter.netpol.loading import AnyPolicy
 from exporter.netpol.policy import EGRESS, INGRESS
 
 log = logging.getLogger("netpol_exporter.netpol")
@@ -126,17 +126,29 @@ class PolicyFileAttributor:
         return side.denying
 
 
-def attach_policy_files(pipeline: Any, paths: Sequence[str]) -> PolicyFileAttributor:
+def attach_policy_files(pipeline: Any, paths: Sequence[str], cni: str | None = None,
+                        namespace: str | None = None) -> PolicyFileAttributor:
     """Load the policies (InputError names file, line and field) and chain the attributor onto
-    the pipeline's counter; invalid policies are an InputError too (nothing guessed from half a set)."""
+    the pipeline's counter; invalid policies are an InputError too (nothing guessed from half a set).
+    A Calico / AdminNetworkPolicy set attributes nothing: Calico's records name their policies."""
     from exporter.netpol.errors import InputError
+    from exporter.netpol.policyinput import read_policy_files
 
-    loaded = load_policies(paths)
-    if loaded.invalid:
-        raise InputError("invalid policy: " + "; ".join(loaded.invalid_messages()))
-    for note in loaded.notes:
-        log.info("policy files: %s", note)
-    attributor = PolicyFileAttributor([lp.policy for lp in loaded.policies])
+    read = read_policy_files(paths, cni, namespace)
+    for warning in read.warnings:  # policy-like kinds not evaluated, other kinds counted
+        log.warning("policy files: %s", warning)
+    if read.tiered:
+        log.info("policy files: %d Calico/AdminNetworkPolicy policies: Calico flow records name their policies "
+                 "already; Hubble records are not attributed from them", read.count)
+        policies: list[AnyPolicy] = []
+    else:
+        loaded = read.loaded
+        if loaded.invalid:
+            raise InputError("invalid policy: " + "; ".join(loaded.invalid_messages()))
+        for note in loaded.notes:
+            log.info("policy files: %s", note)
+        policies = [lp.policy for lp in loaded.policies]
+    attributor = PolicyFileAttributor(policies)
     counter = pipeline.counter
     previous = counter.enrich
     if previous is None:
@@ -159,7 +171,8 @@ def attach_from_config(pipeline: Any, config: Any) -> PolicyFileAttributor | Non
     from exporter.netpol.errors import InputError
 
     try:
-        return attach_policy_files(pipeline, config.policies)
+        return attach_policy_files(pipeline, config.policies, getattr(config, "policies_cni", None),
+                                   getattr(config, "policies_namespace", None))
     except InputError as exc:
         print(f"netpol-exporter: --policies: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -17,6 +17,9 @@ Checks (id — severity):
   depend on them `undecided`, attribution never names a policy on their account.
 
 The NetworkPolicy checks above apply to NetworkPolicies; Cilium policies get `not-evaluated`.
+Calico policy sets (Calico kinds, AdminNetworkPolicies; `exporter.netpol.calico.findings`) add
+`tier-without-pass`, `order-tie` and `shadowed-rule` — warnings. Any policy-like kind no engine
+evaluates is `unevaluated-kind` — warning.
 
 A policy can acknowledge findings with the annotation `netpol-exporter.io/lint-ignore: "id,id"`;
 those are reported as suppressed and never fail the run.
@@ -301,3 +304,48 @@ def _doc_policy_name(obj: object) -> str:
             return str(meta.get("name") or "?")
         return f"{meta.get('namespace') or '?'}/{meta.get('name') or '?'}"
     return "?"
+
+
+def _calico_finding(finding: Any) -> Finding:
+    where = finding.source.split(" (")[0]
+    return Finding("warning", finding.check, finding.policy, "", finding.message, where)
+
+
+def lint_input(read: Any) -> tuple[Loaded, list[Finding]]:
+    """Lint a `PolicyInput` (exporter.netpol.policyinput): the NetworkPolicy checks on its Kubernetes
+    NetworkPolicies, Cilium's `not-evaluated`, the Calico findings of a tiered set, and
+    `unevaluated-kind` for every policy-like document no engine reads."""
+    from exporter.netpol.loading import collect_policies
+
+    if read.tiered:
+        from exporter.netpol.calico.findings import calico_findings
+
+        kube_docs = [d for d in read.found.evaluated
+                     if d.obj.get("kind") == "NetworkPolicy" and d.obj.get("apiVersion") == "networking.k8s.io/v1"]
+        loaded = collect_policies(kube_docs, read.default_namespace)
+        acknowledged = {d.where(): _annotated_checks(d.obj) for d in read.found.evaluated}
+        findings = lint(loaded) + [
+            replace(_calico_finding(f), suppressed=f.check in acknowledged.get(f.source, ()))
+            for f in calico_findings(read.policy_set)]
+    else:
+        loaded = read.loaded
+        findings = lint(loaded)
+    for item in read.found.unevaluated:
+        findings.append(Finding("warning", "unevaluated-kind", _object_name(item.document.obj), "",
+                                f"kind {item.kind} ({item.api or 'no apiVersion'}) is not evaluated: no verdict, "
+                                "attribution or finding takes it into account", item.document.location()))
+    return loaded, sorted(findings, key=Finding.sort_key)
+
+
+def _object_name(obj: Any) -> str:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict) or not meta.get("name"):
+        return "?"
+    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else str(meta["name"])
+
+
+def _annotated_checks(obj: Any) -> frozenset[str]:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    value = annotations.get(IGNORE_ANNOTATION, "") if isinstance(annotations, dict) else ""
+    return frozenset(part.strip() for part in str(value).split(",") if part.strip())

@@ -18,12 +18,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="append",
         required=True,
         metavar="PATH",
-        help="NetworkPolicy/CiliumNetworkPolicy/CiliumClusterwideNetworkPolicy YAML file or folder, or - for "
-        "stdin (repeatable); a kustomization folder is read or rendered",
+        help="NetworkPolicy/CiliumNetworkPolicy/CiliumClusterwideNetworkPolicy/Calico/AdminNetworkPolicy YAML "
+        "file or folder, or - for stdin (repeatable); a kustomization folder is read or rendered",
     )
     from exporter.netpol.loading import add_namespace_argument
+    from exporter.netpol.policyinput import add_cni_argument
 
     add_namespace_argument(parser)
+    add_cni_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
     parser.add_argument("--show-suppressed", action="store_true", help="also print findings a policy acknowledges")
     parser.epilog = ("exit status: 0 no error-severity finding; 1 an error finding; 2 invalid input (unreadable "
@@ -32,20 +34,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from exporter.netpol.errors import InputError
-    from exporter.netpol.lint import lint
-    from exporter.netpol.loading import load_policies
+    from exporter.netpol.lint import lint_input
+    from exporter.netpol.policyinput import read_policy_files
 
     try:
-        loaded = load_policies(args.policies, args.namespace)
+        read = read_policy_files(args.policies, args.cni, args.namespace)
+        loaded, findings = lint_input(read)
     except InputError as exc:
-        print(f"netpol-exporter lint: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"netpol-exporter lint: error: {line}", file=sys.stderr)
         return 2
-    for note in loaded.notes:  # skipped kinds, assumed namespaces: on stderr, also with --json
+    for warning in read.warnings:  # on stderr, also with --json (where unevaluated kinds are findings too)
+        print(f"warning: {warning}", file=sys.stderr)
+    for note in read.notes if read.tiered else loaded.notes:  # assumed namespaces: on stderr, also with --json
         print(f"note: {note}", file=sys.stderr)
-    if not loaded.policies and not loaded.invalid:
+    if not read.count and not read.found.unevaluated:
         print(f"netpol-exporter lint: error: no NetworkPolicy found in {', '.join(args.policies)}", file=sys.stderr)
         return 2
-    findings = lint(loaded)
     active = [f for f in findings if not f.suppressed]
     if args.json:
         json.dump(
@@ -73,7 +78,7 @@ def main(args: argparse.Namespace) -> int:
         summary = ", ".join(f"{counts[s]} {s}" for s in ("error", "warning", "info") if counts[s]) or "no findings"
         suppressed = len(findings) - len(active)
         print(
-            f"{len(loaded.policies) + len(loaded.invalid)} policies: {summary}"
+            f"{read.count} policies: {summary}"
             + (f" ({suppressed} suppressed)" if suppressed else ""),
             file=sys.stderr,
         )

@@ -2,8 +2,8 @@
 
 ```yaml
 namespaces: {NAME: {LABEL: VALUE}}            # kubernetes.io/metadata.name is added
-pods: [{name, namespace, labels, ip, ports: [{name, port, protocol}]}]
-policies: [NetworkPolicy | CNP | CCNP, ...]   # optional; --policies adds more
+pods: [{name, namespace, labels, ip, ports: [{name, port, protocol}], serviceAccount}]
+policies: [NetworkPolicy | CNP | CCNP | Calico kinds | ANP ..., ...]   # optional; --policies adds more
 probes: [{from: NS/POD | IP | ENTITY, to: ..., port: N | NAME, protocol: TCP, expect: allow | deny}]
 # ENTITY: a Cilium reserved identity (host, remote-node, kube-apiserver, health, init, ingress, unmanaged)
 reachability:                                 # optional: a matrix over every ordered pod pair
@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from exporter.netpol.attribution import NAMESPACE_NAME_LABEL
 from exporter.netpol.cilium import CLUSTER_ENTITIES
@@ -47,6 +49,9 @@ class Cluster:
     namespaces: dict[str, Labels] = field(default_factory=dict)
     pods: dict[str, Endpoint] = field(default_factory=dict)  # "ns/name" → pod
     policies: list[AnyPolicy] = field(default_factory=list)
+    # The tiered engine's set (Calico kinds, AdminNetworkPolicies) when it evaluates instead.
+    policy_set: Any = None
+    service_accounts: dict[str, str] = field(default_factory=dict)  # "ns/name" → service account
 
     def add_namespace(self, name: str, labels: Mapping[str, str] | None = None) -> None:
         self.namespaces[name] = Labels({NAMESPACE_NAME_LABEL: name, **(labels or {})})
@@ -77,8 +82,15 @@ class Cluster:
                 return cp.port
         raise KeyError(f"{dst.key} has no container port named {port!r} for {protocol}")
 
-    def evaluate(self, src: Endpoint, dst: Endpoint, port: int | None, protocol: str) -> Verdict:
-        return evaluate(group_by_namespace(self.policies), src, dst, port, protocol)
+    def evaluate(self, src: Endpoint, dst: Endpoint, port: int | None, protocol: str) -> Any:
+        """The NetworkPolicy engine's `Verdict`, or a `TieredVerdict` when `policy_set` is set."""
+        if self.policy_set is not None:
+            from exporter.netpol.tiered_verdict import evaluate_tiered, peer_of
+
+            return evaluate_tiered(self.policy_set, peer_of(src, self.service_accounts.get(src.key)),
+                                   peer_of(dst, self.service_accounts.get(dst.key)), port, protocol)
+        verdict: Verdict = evaluate(group_by_namespace(self.policies), src, dst, port, protocol)
+        return verdict
 
 
 @dataclass
@@ -157,6 +169,11 @@ def _parse_pod(doc: Document, obj: Any, path: str, cluster: Cluster) -> Endpoint
         raise _fail(doc, f"{path}.name", "is required")
     if not isinstance(namespace, str) or not namespace:
         raise _fail(doc, f"{path}.namespace", "is required")
+    account = pod.get("serviceAccount")
+    if account is not None:
+        if not isinstance(account, str) or not account:
+            raise _fail(doc, f"{path}.serviceAccount", "must be a service account name")
+        cluster.service_accounts[f"{namespace}/{name}"] = account
     if namespace not in cluster.namespaces:
         cluster.add_namespace(namespace)
     ip = None
@@ -211,7 +228,24 @@ def _reachability_probes(doc: Document, obj: Any, path: str, cluster: Cluster) -
     return probes
 
 
-def parse_model(doc: Document, extra_policies: list[AnyPolicy] | None = None) -> Model:
+def inline_policy_documents(doc: Document) -> list[Document]:
+    """The model's `policies:` entries as documents (for the tiered engine), located in the model file."""
+    top = _mapping(doc, doc.obj, "")
+    entries = _list(doc, top.get("policies"), "policies")
+    seq = _child_node(doc.node, "policies")
+    return [Document(doc.source, obj, seq.value[i] if isinstance(seq, yaml.SequenceNode) else None,
+                     f"policies[{i}]") for i, obj in enumerate(entries)]
+
+
+def _child_node(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        return next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+    return None
+
+
+def parse_model(doc: Document, extra_policies: list[AnyPolicy] | None = None, policy_set: Any = None) -> Model:
+    """`policy_set` (the tiered engine's, holding the model's own policies too): the inline
+    `policies:` are not parsed here."""
     top = _mapping(doc, doc.obj, "")
     unknown = set(top) - {"namespaces", "pods", "policies", "probes", "reachability"}
     if unknown:
@@ -224,7 +258,8 @@ def parse_model(doc: Document, extra_policies: list[AnyPolicy] | None = None) ->
         if pod.key in cluster.pods:
             raise _fail(doc, f"pods[{i}]", f"duplicate pod {pod.key}")
         cluster.pods[pod.key] = pod
-    for i, raw in enumerate(_list(doc, top.get("policies"), "policies")):
+    cluster.policy_set = policy_set
+    for i, raw in enumerate([] if policy_set is not None else _list(doc, top.get("policies"), "policies")):
         try:
             cluster.policies.append(parse_any_policy(raw))
         except PolicyInvalid as exc:
@@ -267,8 +302,12 @@ def parse_model(doc: Document, extra_policies: list[AnyPolicy] | None = None) ->
     return Model(cluster, probes, doc.source)
 
 
-def load_model(path: str | Path, extra_policies: list[AnyPolicy] | None = None) -> Model:
+def read_model_document(path: str | Path) -> Document:
     docs = read_documents(Path(path))
     if len(docs) != 1:
         raise InputError(f"{path}: a model file holds exactly one YAML document, found {len(docs)}")
-    return parse_model(docs[0], extra_policies)
+    return docs[0]
+
+
+def load_model(path: str | Path, extra_policies: list[AnyPolicy] | None = None) -> Model:
+    return parse_model(read_model_document(path), extra_policies)

@@ -85,6 +85,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policies", action="append", metavar="PATH",
                         help="policy files naming the policy behind each verdict (repeatable; default: the seed's "
                              "Temporal policies and the sandbox's Cilium policies shipped in exporter/data)")
+    from exporter.netpol.loading import add_namespace_argument
+    from exporter.netpol.policyinput import add_cni_argument
+
+    add_namespace_argument(parser)  # of --policies
+    add_cni_argument(parser)  # of --policies
     add_logging_arguments(parser)
     parser.epilog = ("exit status: 0 stopped by SIGTERM, SIGINT or --duration; 1 cannot listen on the address; "
                      "2 usage error")
@@ -111,6 +116,7 @@ def main(args: argparse.Namespace) -> int:
         config = load_config(env={}, overrides={
             "listen": args.listen, "log_format": args.log_format, "log_level": args.log_level,
             "kubernetes": {"enabled": False}, "policies": args.policies or [DEMO_POLICIES],
+            "policies_cni": args.cni, "policies_namespace": args.namespace,
         })
     except ConfigError as exc:
         print(f"netpol-exporter: {exc}", file=sys.stderr)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from exporter.decoders.hubble_names import RESERVED_NAMES
 from exporter.naming import UNKNOWN, WORLD
@@ -34,8 +34,11 @@ from exporter.netpol.policy import NetworkPolicy
 from exporter.whatif.events import EGRESS
 from exporter.whatif.sides import Side
 
+if TYPE_CHECKING:
+    from exporter.netpol.calico import SideResult
+
 REASONS = ("no-labels", "no-ip", "reserved-peer", "named-port", "fqdn-rule", "l7-rule", "undecidable-rule",
-           "outside-cluster")
+           "outside-cluster", "service-account", "tier-undefined")
 DEFAULT_ALLOW = "default-allow"
 # Peers outside the pods that are no address on the internet: the node, the API server, health checks ...
 RESERVED_PEERS = frozenset(RESERVED_NAMES.values()) - {WORLD, UNKNOWN}
@@ -47,8 +50,8 @@ _HAS_ENTITY = "entity" in getattr(Endpoint, "__dataclass_fields__", {})
 class Decision:
     """`reason` set: not evaluated. Otherwise the per-side verdicts (None: that end is no pod)."""
 
-    egress: DirectionVerdict | None = None
-    ingress: DirectionVerdict | None = None
+    egress: DirectionVerdict | SideResult | None = None  # SideResult: the tiered engine (tiered_decide)
+    ingress: DirectionVerdict | SideResult | None = None
     reason: str = ""
     self_traffic: bool = False
 
@@ -58,8 +61,18 @@ class Decision:
             return True
         return all(v is None or v.allowed for v in (self.egress, self.ingress))
 
-    def side(self, direction: str) -> DirectionVerdict | None:
+    def side(self, direction: str) -> DirectionVerdict | SideResult | None:
         return self.egress if direction == EGRESS else self.ingress
+
+
+class Deciding(Protocol):
+    """What the report needs of a decider (`Decider`, `tiered_decide.TieredDecider`)."""
+
+    def decide(self, src: Side, dst: Side, port: int | None, protocol: str) -> Decision: ...
+
+    def deny_label(self, side: Any) -> str: ...
+
+    def allow_label(self, side: Any) -> str: ...
 
 
 class Decider:

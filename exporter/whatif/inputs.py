@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from exporter.netpol.errors import InputError
-from exporter.netpol.loading import Loaded, load_policies
+from exporter.netpol.loading import documents
+from exporter.netpol.policyinput import PolicyInput, read_policy_input
 from exporter.whatif.calico_events import decode_calico, decode_goldmane
 from exporter.whatif.events import Event
 from exporter.whatif.hubble_events import decode_hubble, hubble_decoder
@@ -35,24 +33,19 @@ def add_flow_arguments(parser: argparse.ArgumentParser) -> None:
                         help="flow files (.gz read transparently), one per node, each in time order; - for stdin")
 
 
-def load_policy_set(paths: Sequence[str], what: str) -> Loaded:
-    """Policies from files/folders, or YAML on stdin for `-`; InputError for anything invalid."""
-    if "-" in paths:
-        with tempfile.TemporaryDirectory() as tmp:
-            stdin_file = Path(tmp) / "stdin.yaml"
-            stdin_file.write_text(sys.stdin.read(), encoding="utf-8")
-            real = [str(stdin_file) if p == "-" else p for p in paths]
-            try:
-                loaded = load_policies(real)
-            except InputError as exc:
-                raise InputError(str(exc).replace(str(stdin_file), "<stdin>")) from None
-            messages = [m.replace(str(stdin_file), "<stdin>") for m in loaded.invalid_messages()]
-    else:
-        loaded = load_policies(paths)
-        messages = loaded.invalid_messages()
-    if messages:
-        raise InputError("\n".join(f"invalid NetworkPolicy in {what}: {m}" for m in messages))
-    return loaded
+def load_policy_inputs(args: argparse.Namespace) -> tuple[PolicyInput, PolicyInput | None]:
+    """`--policies` and `--baseline`, read for the same engine (chosen from both together and
+    `--cni`); InputError for anything invalid."""
+    proposed_docs = documents(args.policies)
+    baseline_docs = documents(args.baseline) if args.baseline else []
+    both = [*proposed_docs, *baseline_docs]
+    proposed = read_policy_input(proposed_docs, args.cni, args.namespace, engine_for=both)
+    baseline = read_policy_input(baseline_docs, args.cni, args.namespace, engine_for=both) if args.baseline else None
+    for read, what in ((proposed, "--policies"), (baseline, "--baseline")):
+        messages = read.invalid_messages() if read is not None else []
+        if messages:
+            raise InputError("\n".join(f"invalid NetworkPolicy in {what}: {m}" for m in messages))
+    return proposed, baseline
 
 
 def check_stdin(flows: Sequence[str], *policy_lists: Sequence[str]) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from exporter.naming import port_label
-from exporter.whatif.decide import DEFAULT_ALLOW, Decider, Decision
+from exporter.whatif.decide import DEFAULT_ALLOW, Deciding, Decision
 from exporter.whatif.events import EGRESS, INGRESS
 from exporter.whatif.tracking import Connection
 
@@ -35,7 +35,7 @@ class Totals:
 
 
 class Report:
-    def __init__(self, proposed: Decider, baseline: Decider | None = None) -> None:
+    def __init__(self, proposed: Deciding, baseline: Deciding | None = None) -> None:
         self.proposed = proposed
         self.baseline = baseline
         self.totals = Totals()

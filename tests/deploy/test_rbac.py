@@ -17,7 +17,11 @@ import pytest
 from tests.deploy.manifests import REPO, Rendered, pod_spec
 
 DOCUMENTED = {("", "pods"), ("", "namespaces"), ("apps", "replicasets"), ("networking.k8s.io", "networkpolicies"),
-              ("cilium.io", "ciliumnetworkpolicies"), ("cilium.io", "ciliumclusterwidenetworkpolicies")}
+              ("cilium.io", "ciliumnetworkpolicies"), ("cilium.io", "ciliumclusterwidenetworkpolicies"),
+              ("projectcalico.org", "networkpolicies"), ("projectcalico.org", "globalnetworkpolicies"),
+              ("policy.networking.k8s.io", "adminnetworkpolicies"),
+              ("policy.networking.k8s.io", "baselineadminnetworkpolicies"),
+              ("policy.networking.k8s.io", "clusternetworkpolicies")}
 VERBS = {"get", "list", "watch"}
 PATH = re.compile(r"^(?:/api/v1|/apis/([^/]+)/[^/]+)/([a-z]+)$")
 PATH_LITERAL = re.compile(r"""["'](/apis?/[^"'{}\s]*)["']""")

@@ -31,9 +31,21 @@ PATHS = {
     "ciliumnetworkpolicies": ("/apis/cilium.io/v2/ciliumnetworkpolicies", "CiliumNetworkPolicy", "cilium.io/v2"),
     "ciliumclusterwidenetworkpolicies": ("/apis/cilium.io/v2/ciliumclusterwidenetworkpolicies",
                                          "CiliumClusterwideNetworkPolicy", "cilium.io/v2"),
+    "networkpolicies.projectcalico.org": ("/apis/projectcalico.org/v3/networkpolicies", "NetworkPolicy",
+                                          "projectcalico.org/v3"),
+    "globalnetworkpolicies.projectcalico.org": ("/apis/projectcalico.org/v3/globalnetworkpolicies",
+                                                "GlobalNetworkPolicy", "projectcalico.org/v3"),
+    "adminnetworkpolicies": ("/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies", "AdminNetworkPolicy",
+                             "policy.networking.k8s.io/v1alpha1"),
+    "baselineadminnetworkpolicies": ("/apis/policy.networking.k8s.io/v1alpha1/baselineadminnetworkpolicies",
+                                     "BaselineAdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1"),
+    "clusternetworkpolicies": ("/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies",
+                               "ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2"),
 }
 # Kinds whose generation the server bumps on spec changes (objects with a spec the API versions).
-_VERSIONED = {"networkpolicies", "ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"}
+_VERSIONED = {"networkpolicies", "ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies",
+              "networkpolicies.projectcalico.org", "globalnetworkpolicies.projectcalico.org", "adminnetworkpolicies",
+              "baselineadminnetworkpolicies", "clusternetworkpolicies"}
 _BY_PATH = {path: kind for kind, (path, _, _) in PATHS.items()}
 
 

@@ -82,7 +82,7 @@ def test_policies_from_files_and_folders_are_added(tmp_path: Path, capsys: pytes
     )
     assert main(["check", str(model), "--policies", str(folder)]) == 1  # client egress now denied
     captured = capsys.readouterr()
-    assert "skipped kind ConfigMap" in captured.err
+    assert "warning: not policies, ignored: 1 ConfigMap" in captured.err
     assert "denied: isolated by app/deny-all" in captured.out
 
 

@@ -1,5 +1,5 @@
 """A small recorded cluster: Hubble lines as the agent's exporter file writes them (two nodes), and
-Calico flows.log / Goldmane records in the shapes of the upstream samples (tests/upstream/samples).
+Calico flows.log / Goldmane records of the same shape as the project guide's recorded samples.
 
 Namespace `shop` holds web (app=web), api (app=api) and db (app=db); `kube-system` holds coredns
 (k8s-app=kube-dns); 203.0.113.9 is a client on the internet.

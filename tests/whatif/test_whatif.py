@@ -354,8 +354,9 @@ def test_a_policy_kind_the_engine_does_not_read_is_warned_about(tmp_path: Path,
                         "kind: ExampleNetworkPolicy\nmetadata: {name: y, namespace: shop}\n")
     assert main(["whatif", "--format", "hubble", "--policies", str(policies), *recorded_day(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert "skipped kind ConfigMap" in err and "skipped kind ExampleNetworkPolicy" in err
-    assert err.count("warning: the engine does not read this policy kind") == 1
+    assert "warning: --policies: not policies, ignored: 1 ConfigMap" in err
+    assert "(document 5 shop/y): kind ExampleNetworkPolicy (example.io/v1) is not evaluated" in err
+    assert err.count("the connections those policies decide are evaluated without them") == 1
 
 
 def test_calico_peers_outside_the_pods(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

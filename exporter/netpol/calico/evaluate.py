@@ -62,6 +62,10 @@ class SideResult:
     passed: tuple[str, ...] = ()
 
     @property
+    def allowed(self) -> bool:
+        return self.status == ALLOWED
+
+    @property
     def label(self) -> str | None:
         """The contract's policy label value for this side (`default-allow` for a profile allow)."""
         if self.status == ALLOWED and self.policy is None:
