@@ -12,8 +12,6 @@ from typing import Any
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = ("exit status: 0 nothing breaks (not-evaluated connections are listed, not failed); 1 something "
-                     "breaks; 2 an error (unreadable file, invalid policy)")
     parser.add_argument("--policies", action="append", required=True, metavar="PROPOSED",
                         help="the proposed NetworkPolicies: YAML file or folder (repeatable); - for stdin")
     parser.add_argument("--baseline", action="append", default=[], metavar="CURRENT",
