@@ -89,8 +89,9 @@ class Pipeline:
         self._tally(stats, *self._decode_all(stats, lines, first_line, where))
 
     def _decode_all(self, stats: SourceStats, lines: Iterable[bytes], first_line: int,
-                    where: str) -> tuple[list[Decoded], int, int]:
-        """The decoded records of a batch, and how many lines were read and invalid (logged here)."""
+                    where: str) -> tuple[list[Decoded], int, int, int]:
+        """The decoded records of a batch (lines that cannot count left out), and how many lines were
+        read, invalid (logged here) and left out."""
         decode = stats.decode
         decoded: list[Decoded] = []
         append = decoded.append
@@ -102,25 +103,27 @@ class Pipeline:
                 continue
             read += 1
             try:
-                append(decode(line))
+                record = decode(line)
+                if record is not None:
+                    append(record)
             except DecodeError as exc:
                 invalid += 1
                 self.on_invalid(stats, where or stats.name, lineno, exc)
             except Exception as exc:  # RecursionError, UnicodeDecodeError ...: the line's fault, not ours
                 invalid += 1
                 self.on_invalid(stats, where or stats.name, lineno, DecodeError(f"{type(exc).__name__}: {exc}"))
-        return decoded, read, invalid
+        return decoded, read, invalid, read - invalid - len(decoded)
 
-    def _tally(self, stats: SourceStats, decoded: list[Decoded], read: int, invalid: int) -> tuple[int, int, int]:
-        """Count decoded records (the counting rules) and the batch's self-metrics; (read, counted, invalid)."""
+    def _tally(self, stats: SourceStats, decoded: list[Decoded], read: int, invalid: int,
+               ignored: int) -> tuple[int, int, int]:
+        """Count decoded records (the counting rules) and the batch's self-metrics; `ignored` lines could
+        not count. Returns (read, counted, invalid)."""
         count = self.counter.count
         now = time.monotonic()
-        counted = ignored = lost = 0
+        counted = lost = 0
         last_ns = 0
         for record in decoded:
-            if record is None:
-                ignored += 1
-            elif type(record) is FlowRecord:
+            if type(record) is FlowRecord:
                 t = record.time_ns
                 if t > last_ns:
                     last_ns = t
@@ -186,5 +189,5 @@ class Pipeline:
         with the event loop running in between, then commits every chunk at once: a batch is counted
         whole or not at all, and a retry after any answer but 200 finds nothing of it counted. Any
         exception a line raises makes that line invalid."""
-        decoded, read, invalid = self._decode_all(stats, lines, first_line, where)
-        return lambda: self._tally(stats, decoded, read, invalid)
+        decoded, read, invalid, ignored = self._decode_all(stats, lines, first_line, where)
+        return lambda: self._tally(stats, decoded, read, invalid, ignored)

@@ -119,9 +119,9 @@ _decode = typed_json_decoder(_Line)
 # (N omitted when 0; spaces possible) near the end of the flow. Only a positive match of another type
 # skips; anything else is fully decoded. The price: a skipped line is not validated beyond its `}`.
 _EVENT_TYPE_KEY = b'"event_type"'
-_COMPACT_TYPE = b':{"type":'
-_COMPACT_COUNTABLE = (b':{"type":1,', b':{"type":1}', b':{"type":5,', b':{"type":5}')
-_COMPACT_L7 = (b':{"type":129,', b':{"type":129}')
+_COMPACT_KEY = b'"event_type":{"type":'
+_COUNTABLE_NEXT = frozenset({b"1,", b"1}", b"5,", b"5}"})
+_L7_NEXT = (b"129,", b"129}")
 _SPACED_TYPE = re.compile(rb'\s*:\s*\{\s*"type"\s*:\s*(\d+)')
 _COUNTABLE_TYPES = frozenset({b"1", b"5"})
 _DROPPED_VERDICT = re.compile(rb'"verdict"\s*:\s*(?:"DROPPED"|2\b)')
@@ -129,20 +129,25 @@ _DROPPED_VERDICT = re.compile(rb'"verdict"\s*:\s*(?:"DROPPED"|2\b)')
 
 def _cannot_count(line: bytes) -> bool:
     """True when the line is a flow of an event type that never counts (trace, allowed L7, debug ...)."""
+    at = line.rfind(_COMPACT_KEY)
+    if at >= 0:  # protojson's compact form: one search, then the bytes after the key
+        if b"}" not in line[-3:]:
+            return False
+        at += 21
+        after = line[at : at + 2]
+        if after in _COUNTABLE_NEXT or not after[:1].isdigit():
+            return False
+        if line.startswith(_L7_NEXT, at):
+            return _DROPPED_VERDICT.search(line) is None  # only denied L7 requests count
+        return True
     at = line.rfind(_EVENT_TYPE_KEY)
     if at < 0 or b"}" not in line[-3:]:
         return False
-    at += 12
-    if line.startswith(_COMPACT_TYPE, at):
-        if not line[at + 9 : at + 10].isdigit() or line.startswith(_COMPACT_COUNTABLE, at):
-            return False
-        if line.startswith(_COMPACT_L7, at):
-            return _DROPPED_VERDICT.search(line) is None  # only denied L7 requests count
-        return True
-    m = _SPACED_TYPE.match(line, at)
+    m = _SPACED_TYPE.match(line, at + 12)
     if m is None or m.group(1) in _COUNTABLE_TYPES:
         return False
     return m.group(1) != b"129" or _DROPPED_VERDICT.search(line) is None
+
 
 VERDICT_NAMES: Final = {1: "FORWARDED", 2: "DROPPED", 3: "ERROR", 4: "AUDIT", 5: "REDIRECTED", 6: "TRACED",
                         7: "TRANSLATED"}
