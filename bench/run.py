@@ -224,7 +224,8 @@ def jobs_section(args: argparse.Namespace, tmp: str) -> None:
     for _ in range(args.repeat):
         for jobs in best:
             cpu0, wall0 = children_cpu(), time.perf_counter()
-            subprocess.run([*once, "--jobs", str(jobs), *paths], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env)
+            subprocess.run([*once, "--jobs", str(jobs), *paths], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=True, env=env)
             wall, cpu = time.perf_counter() - wall0, children_cpu() - cpu0
             if wall < best[jobs][0]:
                 best[jobs] = (wall, cpu / wall)
