@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from exporter.netpol.adminpolicy import KINDS as ADMIN_KINDS
-from exporter.netpol.adminpolicy import parse_admin_policy
 from exporter.netpol.calico.model import PolicySet
 from exporter.netpol.calico.parse import (
     kubernetes_policy,
@@ -87,6 +85,10 @@ def _load(items: list[tuple[Any, Describe]], cni: str, default_namespace: str | 
     if cni not in CNIS:
         raise ValueError(f"cni must be one of {', '.join(CNIS)}, got {cni!r}")
     result = PolicySet()
+    # adminpolicy builds on this package's model: imported here, not at the top (no import cycle)
+    from exporter.netpol.adminpolicy import KINDS as ADMIN_KINDS
+    from exporter.netpol.adminpolicy import parse_admin_policy
+
     problems: list[str] = []
     others: dict[str, int] = {}
     for doc, describe in items:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from exporter.cli import main
-from exporter.netpol.calico.loader import ADMIN_KINDS as KINDS
+from exporter.netpol.adminpolicy import KINDS
 from exporter.netpol.policyinput import ADMIN_KINDS
 
 CALICO_MODEL = """\
