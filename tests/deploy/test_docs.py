@@ -24,10 +24,10 @@ def test_documented_repository_paths_exist() -> None:
 
 def test_documented_sizes_match_the_manifests() -> None:
     text = DOC.read_text()
-    for fragment in ("hubble-file 50m/96Mi requested, 1 CPU/768Mi limit", "calico-flowlogs 50m/96Mi, 1 CPU/512Mi",
+    for fragment in ("hubble-file 50m/96Mi requested, 1 CPU/640Mi limit", "calico-flowlogs 50m/96Mi, 1 CPU/512Mi",
                      "200m/192Mi, 2 CPU/1Gi", "100m/128Mi, 1 CPU/512Mi"):
         assert fragment in text
-    expected = {"hubble-file": ("50m", "96Mi", "1", "768Mi"), "calico-flowlogs": ("50m", "96Mi", "1", "512Mi"),
+    expected = {"hubble-file": ("50m", "96Mi", "1", "640Mi"), "calico-flowlogs": ("50m", "96Mi", "1", "512Mi"),
                 "hubble-relay": ("200m", "192Mi", "2", "1Gi"), "calico-goldmane": ("100m", "128Mi", "1", "512Mi")}
     for name, (cpu, memory, cpu_limit, memory_limit) in expected.items():
         [container] = list(containers(rendered(name).workload()))
