@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -25,7 +26,7 @@ REPORT_FIRST = 5
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", required=True, choices=("hubble", "calico", "goldmane"),
                         help="input format: Hubble JSON lines, Calico flows.log, Goldmane emitter JSON")
-    parser.add_argument("files", nargs="+", metavar="FILE", help="flow-log files (.gz read transparently); - for stdin")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="flow-log files (.gz and .zst read transparently); - for stdin")
     report.add_output_arguments(parser)
     parser.add_argument("--jobs", type=jobs_argument, default=0, metavar="N",
                         help="worker processes (default: the cores available); a file and its rotations "
@@ -38,8 +39,13 @@ def _open(path: str) -> BinaryIO:
     if path == "-":
         return sys.stdin.buffer
     raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
-    if raw.peek(2)[:2] == b"\x1f\x8b":
+    magic = raw.peek(4)[:4]
+    if magic[:2] == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+    if magic == b"\x28\xb5\x2f\xfd":  # zstd: Calico Enterprise's compressed flow-log backups
+        import zstandard
+
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
     return raw
 
 

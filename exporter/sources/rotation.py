@@ -2,9 +2,10 @@
 
 Backup names recognised beside `PATH` (`<stem><ext>`):
 - lumberjack (Cilium's Hubble exporter, and Calico Felix's flow-log file, which writes `flows.log` through
-  lumberjack): `<stem>-<UTC 2006-01-02T15-04-05.000><ext>`, optionally `.gz`;
+  lumberjack): `<stem>-<UTC 2006-01-02T15-04-05.000><ext>`, optionally `.gz` (or `.zst`: Calico Enterprise
+  compresses its rotated flow logs with zstd in newer releases);
 - logrotate: `<name>.N` (higher N is older) and `dateext` `<name>-YYYYMMDD[...]`, optionally `.gz`, `.bz2`,
-  `.xz`.
+  `.xz`, `.zst`.
 Files are identified by device+inode; content fingerprints (of the first bytes, and of SAMPLES windows
 spread over everything read so far, decompressed; a CRC-32 of every byte for a compressed backup being
 read) confirm it where an inode may have been reused, and find a backup that was compressed or copied
@@ -25,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import zstandard
+
 FINGERPRINT_BYTES = 256
 SAMPLES, SAMPLE_BYTES = 16, 64  # windows spread over the bytes read, the last one ending at the offset
 # A fingerprint over fewer bytes than this is too weak to identify a file without its inode.
@@ -33,6 +36,7 @@ OPENERS: dict[str, Callable[[str], io.BufferedIOBase]] = {
     ".gz": lambda name: gzip.open(name, "rb"),  # noqa: SIM115 - the caller closes the stream
     ".bz2": lambda name: bz2.open(name, "rb"),  # noqa: SIM115
     ".xz": lambda name: lzma.open(name, "rb"),  # noqa: SIM115
+    ".zst": lambda name: io.BufferedReader(zstandard.open(name, "rb")),  # Calico Enterprise's compressed flow logs
 }
 
 
@@ -43,7 +47,7 @@ def read_up_to(stream: io.BufferedIOBase, size: int) -> bytes:
     while size > 0:
         try:
             data = stream.read1(min(size, 1 << 20))
-        except (OSError, EOFError, ValueError, lzma.LZMAError):
+        except (OSError, EOFError, ValueError, lzma.LZMAError, zstandard.ZstdError):
             break
         if not data:
             break
@@ -145,7 +149,7 @@ class Candidate:
 def _patterns(path: str) -> list[tuple[re.Pattern[str], Callable[[str], tuple[int, str]]]]:
     name = os.path.basename(path)
     stem, ext = os.path.splitext(name)
-    packed = r"(\.gz|\.bz2|\.xz)?"
+    packed = r"(\.gz|\.bz2|\.xz|\.zst)?"
     return [
         (re.compile(rf"{re.escape(stem)}-(\d{{4}}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{{3}}){re.escape(ext)}{packed}"),
          lambda value: (0, value)),
@@ -224,7 +228,7 @@ def _same_content(candidate: Candidate, want: FileIdentity) -> bool:
         if want.samples:
             return candidate.samples(want.offset) == want.samples
         return want.crc is None or candidate.crc(want.offset) == want.crc
-    except (OSError, EOFError, ValueError, lzma.LZMAError):
+    except (OSError, EOFError, ValueError, lzma.LZMAError, zstandard.ZstdError):
         return False
 
 

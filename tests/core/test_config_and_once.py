@@ -115,6 +115,19 @@ def test_once_reads_stdin_and_gzip(tmp_path: Path) -> None:
     assert f'netpol_exporter_events_counted_total{{source="hubble:{gz}"}} 2' in out
 
 
+def test_once_reads_zstd(tmp_path: Path) -> None:
+    """Calico Enterprise's compressed flow-log backups (flows-<time>.log.zst)."""
+    import zstandard
+
+    from tests.core.flows import calico_line
+
+    backup = tmp_path / "flows-2026-12-04T10-00-00.000.log.zst"
+    backup.write_bytes(zstandard.ZstdCompressor().compress(calico_line() + b"\n" + calico_line() + b"\n"))
+    proc = subprocess.run([*EXE, "once", "--format", "calico", str(backup)], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert f'netpol_exporter_events_counted_total{{source="calico:{backup}"}} 2' in proc.stdout.decode()
+
+
 def test_once_missing_file_is_an_error_and_prints_nothing(tmp_path: Path) -> None:
     good = tmp_path / "g.log"
     good.write_bytes(hubble_line(verdict="FORWARDED") + b"\n")

@@ -101,6 +101,30 @@ async def test_checkpointed_file_compressed_while_down_is_resumed_inside_the_gzi
     assert total(pipeline) == 28 and source.stats.read == 3
 
 
+async def test_backups_compressed_with_zstd_are_read(tmp_path: Path) -> None:
+    """Calico Enterprise compresses rotated flows.log files with zstd: resumed inside the .zst, and a
+    later .zst backup read whole, in order."""
+    import zstandard
+
+    log, state = tmp_path / "flows.log", tmp_path / "state"
+    log.write_bytes(lines(1, 2))
+    await first_run(log, state, 3)
+    append(log, lines(4))
+    first = tmp_path / "flows-2026-12-04T10-00-00.000.log"
+    os.rename(log, first)
+    log.write_bytes(lines(8, 16))
+    second = tmp_path / "flows-2026-12-04T10-05-00.000.log"
+    os.rename(log, second)
+    for backup in (first, second):
+        Path(f"{backup}.zst").write_bytes(zstandard.ZstdCompressor().compress(backup.read_bytes()))
+        backup.unlink()
+    log.write_bytes(lines(32))
+    pipeline = Pipeline()
+    source = follower(log, pipeline, state)
+    await run_until(source, pipeline, 60)
+    assert total(pipeline) == 60 and source.stats.read == 4
+
+
 async def test_logrotate_numbered_backups_shift_and_compress_while_down(tmp_path: Path) -> None:
     log, state = tmp_path / "flows.log", tmp_path / "state"
     log.write_bytes(lines(1))
