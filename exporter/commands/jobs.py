@@ -147,19 +147,19 @@ def merge(pipeline: Pipeline, result: GroupResult, on_invalid: Any) -> int:
 
 # What a forked worker counts: set before the pool starts, inherited by the workers (closures and
 # reporters need not be picklable that way; only group indexes and results cross the pipe).
-_job: tuple[Config, CountFile, list[list[str]], Any] | None = None
+_job: tuple[Config, CountFile, list[list[str]], Any, Any] | None = None
 
 
 def _count_in_worker(index: int) -> GroupResult:
     assert _job is not None
-    config, count_file, groups, on_invalid = _job
+    config, count_file, groups, on_invalid, enrich = _job
     if hasattr(on_invalid, "per_file"):
         on_invalid.per_file = {}  # this worker's own reports only
     # messages go to the command's stderr at the merge, in group order: never interleaved, as with --jobs 1
     captured = io.StringIO()
     previous, sys.stderr = sys.stderr, captured
     try:
-        result = count_group(config, count_file, groups[index], on_invalid)
+        result = count_group(config, count_file, groups[index], on_invalid, enrich)
         result.stderr = captured.getvalue()
     finally:
         sys.stderr = previous
@@ -177,12 +177,15 @@ def _results(config: Config, count_file: CountFile, groups: list[list[str]], on_
              enrich: Any) -> Iterator[GroupResult]:
     parallel = [i for i, group in enumerate(groups) if "-" not in group]
     workers = min(jobs, len(parallel))
-    if workers < 2 or enrich is not None or "fork" not in multiprocessing.get_all_start_methods():
+    # Kubernetes enrichment keeps its caches in threads of this process: counted here. Attribution from
+    # policy files is plain data a forked worker inherits.
+    forkable = enrich is None or getattr(enrich, "fork_safe", False)
+    if workers < 2 or not forkable or "fork" not in multiprocessing.get_all_start_methods():
         for group in groups:
             yield count_group(config, count_file, group, on_invalid, enrich)
         return
     global _job
-    _job = (config, count_file, groups, on_invalid)
+    _job = (config, count_file, groups, on_invalid, enrich)
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             # the largest groups first, so that no worker is left with a big one at the end
@@ -190,7 +193,7 @@ def _results(config: Config, count_file: CountFile, groups: list[list[str]], on_
             pending = {i: pool.submit(_count_in_worker, i) for i in parallel}
             for i, group in enumerate(groups):
                 if i not in pending:
-                    yield count_group(config, count_file, group, on_invalid)
+                    yield count_group(config, count_file, group, on_invalid, enrich)
                     continue
                 try:
                     yield pending[i].result()

@@ -26,7 +26,8 @@ REPORT_FIRST = 5
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", required=True, choices=("hubble", "calico", "goldmane"),
                         help="input format: Hubble JSON lines, Calico flows.log, Goldmane emitter JSON")
-    parser.add_argument("files", nargs="+", metavar="FILE", help="flow-log files (.gz and .zst read transparently); - for stdin")
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="flow-log files (.gz and .zst read transparently); - for stdin")
     report.add_output_arguments(parser)
     parser.add_argument("--jobs", type=jobs_argument, default=0, metavar="N",
                         help="worker processes (default: the cores available); a file and its rotations "

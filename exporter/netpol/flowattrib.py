@@ -66,6 +66,8 @@ def endpoint_of(peer: Peer) -> Endpoint | None:
 class PolicyFileAttributor:
     """The FlowCounter `enrich` callable naming policies from a fixed set of policies."""
 
+    fork_safe = True  # plain data, no threads: `once --jobs` workers may use it as they inherit it
+
     def __init__(self, policies: Sequence[AnyPolicy]) -> None:
         self.policies = list(policies)
         self._by_namespace = group_by_namespace(self.policies)

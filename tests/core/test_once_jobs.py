@@ -204,3 +204,19 @@ def test_merged_counts_equal_one_pipeline_counting_every_file(eight_files: list[
     assert len(direct.self_metrics.sources) == len(files)
     for name, stats in direct.self_metrics.sources.items():
         assert [getattr(merged.self_metrics.sources[name], f) for f in fields] == [getattr(stats, f) for f in fields]
+
+
+def test_jobs_with_policy_files_name_the_same_policies(tmp_path: Path) -> None:
+    """Attribution from policy files is plain data: workers inherit it and count what one process does."""
+    from exporter.service.demo import DEMO_POLICIES
+
+    recording = Path(__file__).parents[1] / "whatif" / "data" / "demo-flows.jsonl.gz"
+    lines = gzip.decompress(recording.read_bytes()).splitlines(keepends=True)
+    halves = [tmp_path / "node-a.jsonl", tmp_path / "node-b.jsonl"]
+    halves[0].write_bytes(b"".join(lines[: len(lines) // 2]))
+    halves[1].write_bytes(b"".join(lines[len(lines) // 2:]))
+    runs = {jobs: subprocess.run([*EXE, "--jobs", str(jobs), "--policies", DEMO_POLICIES, *map(str, halves)],
+                                 capture_output=True, timeout=120) for jobs in (1, 2)}
+    assert runs[1].returncode == runs[2].returncode == 0, runs[1].stderr
+    assert runs[1].stdout == runs[2].stdout
+    assert b'policy="temporal/temporal-history-policy"' in runs[1].stdout
