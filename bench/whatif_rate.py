@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/whatif_rate.py [--lines 200000] [--repeat 3]
 
-Writes the lines of bench/flowgen.py's HubbleGenerator (a real agent stream's mix: mostly trace
-events, policy verdicts, drops, replies) to a file, then runs `netpol-exporter once` and
+Writes the day-spread lines of bench/flowgen.py's HubbleGenerator (a real agent stream's mix over 24
+hours: mostly trace events, policy verdicts, drops, replies) to a file, then runs `netpol-exporter once` and
 `netpol-exporter whatif --policies deploy/network-policies/base` on it in turn, --repeat times.
 Prints each command's best CPU time (user + system of the child, so other load on the machine
 skews less), its rate in lines per CPU second, its peak RSS, and whatif / once.
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from flowgen import HubbleGenerator  # noqa: E402
+from flowgen import DAY_SECONDS, HubbleGenerator  # noqa: E402
 
 CLI = [sys.executable, "-m", "exporter"]
 
@@ -42,9 +42,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.generate:  # streamed in chunks: a million lines do not have to fit in memory
         generator = HubbleGenerator()
-        with open(args.generate, "wb") as out:
+        with open(args.generate, "wb") as out:  # each chunk spread over its share of the day
             for start in range(0, args.lines, 50_000):
-                out.write(b"\n".join(generator.lines(min(50_000, args.lines - start))) + b"\n")
+                n = min(50_000, args.lines - start)
+                out.write(b"\n".join(generator.lines(n, DAY_SECONDS * n / args.lines)) + b"\n")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         flows = Path(tmp) / "hubble.jsonl"

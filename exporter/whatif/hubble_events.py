@@ -191,13 +191,15 @@ def _time_ns(value: str) -> int:
 
 
 # Most lines of a stream are trace events of connections already seen. Their 5-tuple and time are read
-# from the raw bytes (protojson's field order: `IP` before `l4`, the flow's `time` first) and, when the
+# from the raw bytes (protojson's field order: `l4` right after `IP`, the flow's `time` first) and, when the
 # tracker holds that connection, the line is not decoded further. Anything else takes the full path.
-_FAST_IP = re.compile(rb'"IP":\{"source":"([^"]+)","destination":"([^"]+)"')
-_FAST_L4 = re.compile(rb'"l4":\{"(TCP|UDP|SCTP)":\{"source_port":(\d+),"destination_port":(\d+)')
+_IP_KEY = b'"IP":{"source":"'
+_FAST_5TUPLE = re.compile(rb'"IP":\{"source":"([^"]+)","destination":"([^"]+)"[^}]*\},'
+                          rb'"l4":\{"(TCP|UDP|SCTP)":\{"source_port":(\d+),"destination_port":(\d+)')
 _TIME_KEY = b'"time":"'
 _FORWARDED = b'"verdict":"FORWARDED"'
 _HEAD = 320  # bytes from the start within which compact lines carry the flow's time and verdict
+_FIVES_CACHE_SIZE = 50_000  # raw `IP`..`l4` bytes → 5-tuple: a connection's lines repeat them
 _last_second_raw: list[Any] = [b"", 0]
 
 
@@ -214,15 +216,23 @@ def _raw_time_ns(raw: bytes) -> int:
 
 def hubble_decoder(active: Mapping[FiveTuple, Any], window_ns: int) -> Callable[[bytes], Event | Touch | None]:
     """decode_hubble with the fast path for lines of the connections in `active` (the tracker's)."""
+    fives: dict[bytes, FiveTuple] = {}
 
     def decode(line: bytes) -> Event | Touch | None:
-        if _marked_reply(line):
+        at = line.rfind(_IS_REPLY)
+        if at >= 0 and line.startswith(b"true", at + 11):
             return REPLY
         if line.find(_FORWARDED, 0, _HEAD) >= 0:
-            ip = _FAST_IP.search(line)
-            l4 = _FAST_L4.search(line, ip.end()) if ip is not None else None
-            if ip is not None and l4 is not None:
-                five = (ip[1].decode(), int(l4[2]), ip[2].decode(), int(l4[3]), l4[1].decode())
+            at = line.find(_IP_KEY)
+            match = _FAST_5TUPLE.match(line, at) if at >= 0 else None
+            if match is not None:
+                raw = match[0]
+                five = fives.get(raw)
+                if five is None:
+                    if len(fives) >= _FIVES_CACHE_SIZE:
+                        fives.clear()
+                    five = fives[raw] = (match[1].decode(), int(match[4]), match[2].decode(), int(match[5]),
+                                         match[3].decode())
                 conn = active.get(five)
                 if conn is not None:
                     at = line.find(_TIME_KEY, 0, _HEAD)
