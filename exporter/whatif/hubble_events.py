@@ -175,7 +175,7 @@ def decode_hubble(line: bytes) -> Event | None:
 # Both ends of a flow, keyed by the raw endpoint JSON and the addresses: the same pairs talk all day.
 _SIDES_CACHE_SIZE = 50_000
 _sides: dict[tuple[bytes, bytes, str, str], tuple[Side, Side]] = {}
-_last_second: list[Any] = ["", 0]  # the last "YYYY-MM-DDTHH:MM:SS" parsed and its epoch second
+_last_second: list[Any] = ["", 0]  # the last UTC "YYYY-MM-DDTHH:MM:SS" parsed and its epoch second
 _SCALE = tuple(10 ** (9 - n) for n in range(10))
 
 
@@ -183,10 +183,11 @@ def _time_ns(value: str) -> int:
     """parse_rfc3339_ns, with a fast path for UTC times within the second parsed last."""
     if len(value) > 20 and value[19] == "." and value[-1] == "Z" and value[:19] == _last_second[0]:
         digits = value[20:-1]
-        if 0 < len(digits) <= 9 and digits.isdigit():
-            return _last_second[1] + int(digits.ljust(9, "0"))
+        if 0 < len(digits) <= 9 and digits.isdigit() and digits.isascii():
+            return _last_second[1] + int(digits) * _SCALE[len(digits)]
     ns = parse_rfc3339_ns(value)
-    _last_second[0], _last_second[1] = value[:19], ns - ns % 1_000_000_000
+    if value[-1] == "Z":  # the same clock second with another offset is another second
+        _last_second[0], _last_second[1] = value[:19], ns - ns % 1_000_000_000
     return ns
 
 
@@ -210,7 +211,8 @@ def _raw_time_ns(raw: bytes) -> int:
         if 0 < len(digits) <= 9 and digits.isdigit():
             return _last_second_raw[1] + int(digits) * _SCALE[len(digits)]
     ns = _time_ns(raw.decode())
-    _last_second_raw[0], _last_second_raw[1] = raw[:19], ns - ns % 1_000_000_000
+    if raw[-1:] == b"Z":  # the same clock second with another offset is another second
+        _last_second_raw[0], _last_second_raw[1] = raw[:19], ns - ns % 1_000_000_000
     return ns
 
 

@@ -322,6 +322,30 @@ def test_lines_of_a_tracked_connection_keep_their_time() -> None:
     assert [(c.first_ns, c.last_ns) for c in done] == [(first.time_ns, full.time_ns)]
 
 
+def test_times_with_an_offset_do_not_shift_utc_times_of_the_same_clock_minute() -> None:
+    """The raw-bytes time path caches a minute: only a UTC one, and the full parse decides the rest."""
+    from exporter.timeparse import parse_rfc3339_ns
+    from exporter.whatif.hubble_events import hubble_decoder
+
+    done: list[Connection] = []
+    tracker = HubbleTracker(3600.0, done.append)
+    decode = hubble_decoder(tracker.active, tracker.window_ns)
+    base = json.loads(hubble(WEB, API, 130.0, sport=40001, dport=8080, event="trace-from"))
+    times = ["2024-05-01T12:00:05.000000000+02:00", "2024-05-01T12:00:05.500000000Z",
+             "2024-05-01T12:00:07.250Z", "2024-05-01T12:00:07.500000000+02:00", "2024-05-01T12:00:07.750000001Z",
+             "2024-05-01T12:00:60.000000000Z", "2024-05-01T12:01:00Z"]
+    seen = []
+    for at in times:
+        obj = json.loads(json.dumps(base))
+        obj["time"] = obj["flow"]["time"] = at
+        event = decode(json.dumps(obj, separators=(",", ":")).encode())
+        if event is not None:
+            seen.append(event.time_ns)
+            tracker.add(event)
+    parsed = [parse_rfc3339_ns(at) for at in times]
+    assert seen == parsed and len(seen) == len(times)
+
+
 def test_calico_traffic_of_older_connections_is_listed_with_zero(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     lines = [calico(WEB, API, reporter="src", action="allow", started=0, port=8080),
