@@ -48,6 +48,11 @@ class Event(NamedTuple):
         return port_label(self.protocol, self.port)
 
 
+_NOBODY = Side("", "", None, None, "")
+# A reply, whose line is not decoded further (exporter.whatif.hubble_events): it never counts.
+REPLY = Event(_NOBODY, _NOBODY, "", None, 0, ALLOWED, "", is_reply=True)
+
+
 class Touch(NamedTuple):
     """Another event of a connection already being tracked: only its time matters."""
 

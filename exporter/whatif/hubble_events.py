@@ -17,7 +17,7 @@ from exporter.decoders.hubble_names import peers_from_endpoints
 from exporter.decoders.jsondecode import typed_json_decoder
 from exporter.model import DecodeError
 from exporter.timeparse import parse_rfc3339_ns
-from exporter.whatif.events import ALLOWED, DENIED, EGRESS, INGRESS, PORT_PROTOCOLS, Event, FiveTuple, Touch
+from exporter.whatif.events import ALLOWED, DENIED, EGRESS, INGRESS, PORT_PROTOCOLS, REPLY, Event, FiveTuple, Touch
 from exporter.whatif.sides import Side, side_from_hubble
 
 # Hubble drop reasons that are policy decisions (the others say nothing about policies).
@@ -102,7 +102,6 @@ def _l4(l4: _L4 | None) -> tuple[str, int, int]:
 # A reply never counts: its line is skipped without decoding when compact protojson says so
 # (`"is_reply":true`, near the end of the flow: searched from the end); REPLY marks it for the tracker.
 _IS_REPLY = b'"is_reply":'
-REPLY = Event(Side("", "", None, None, ""), Side("", "", None, None, ""), "", None, 0, ALLOWED, "", is_reply=True)
 
 
 def _marked_reply(line: bytes) -> bool:

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.whatif.events import DENIED, EGRESS, INGRESS, Event, FiveTuple, Touch, reverse_of
+from exporter.whatif.events import DENIED, EGRESS, INGRESS, REPLY, Event, FiveTuple, Touch, reverse_of
 from exporter.whatif.sides import Side
 
 MAX_ACTIVE = 1_000_000  # live connections kept at most (only reached by streams without times)
@@ -53,8 +53,25 @@ class HubbleTracker:
         self.connections = 0
 
     def add(self, ev: Event | Touch) -> None:
-        if type(ev) is Touch:
-            self._touch(ev)
+        if ev is REPLY:
+            self.replies += 1
+            return
+        if type(ev) is Touch:  # the most frequent: another line of a live connection
+            five, t = ev
+            conn = self.active.get(five)
+            if conn is None:
+                return  # expired since it was read: an event older than the window, nothing to add
+            self.active.move_to_end(five)
+            if t:
+                if not conn.first_ns or t < conn.first_ns:
+                    conn.first_ns = t
+                if t > conn.last_ns:
+                    conn.last_ns = t
+                if t > self.watermark:
+                    self.watermark = t
+                    if t >= self._next_sweep:
+                        self._next_sweep = t + _SWEEP_NS
+                        self._expire()
             return
         assert isinstance(ev, Event)
         if ev.is_reply:
@@ -95,23 +112,6 @@ class HubbleTracker:
                 self._expire()
         if len(active) > self.max_active:
             self.sink(active.popitem(last=False)[1])
-
-    def _touch(self, touch: Touch) -> None:
-        key, t = touch
-        conn = self.active.get(key)
-        if conn is None:
-            return  # expired since it was read: an event older than the window, nothing to add
-        self.active.move_to_end(key)
-        if t:
-            if not conn.first_ns or t < conn.first_ns:
-                conn.first_ns = t
-            if t > conn.last_ns:
-                conn.last_ns = t
-            if t > self.watermark:
-                self.watermark = t
-                if t >= self._next_sweep:
-                    self._next_sweep = t + _SWEEP_NS
-                    self._expire()
 
     def _expire(self) -> None:
         horizon = self.watermark - self.window_ns
