@@ -191,16 +191,23 @@ def _time_ns(value: str) -> int:
 
 
 # Most lines of a stream are trace events of connections already seen. Their 5-tuple and time are read
-# from the raw bytes (protojson's field order: `l4` right after `IP`, the flow's `time` first) and, when the
-# tracker holds that connection, the line is not decoded further. Anything else takes the full path.
+# from the raw bytes and, when the tracker holds that connection, the line is not decoded further.
+# Anything else takes the full path. Compact protojson, as Cilium's exporter and `hubble observe -o json`
+# write it (time, uuid, verdict, ethernet, IP, l4 in that order), is read in one match from the line's start:
+_COMPACT = re.compile(
+    rb'\{"flow":\{"time":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{1,9})Z",(?:"uuid":"[^"]*",)?'
+    rb'"verdict":"FORWARDED",(?:"ethernet":\{[^}]*\},)?'
+    rb'"IP":\{"source":"(([^"]+)","destination":"([^"]+)"[^}]*\},'
+    rb'"l4":\{"(TCP|UDP|SCTP)":\{"source_port":(\d+),"destination_port":(\d+))')
+# other field orders by searching: a passed verdict near the start, `l4` right after `IP`, the flow's `time` first
 _IP_KEY = b'"IP":{"source":"'
-_FAST_5TUPLE = re.compile(rb'"IP":\{"source":"([^"]+)","destination":"([^"]+)"[^}]*\},'
-                          rb'"l4":\{"(TCP|UDP|SCTP)":\{"source_port":(\d+),"destination_port":(\d+)')
+_FAST_5TUPLE = re.compile(rb'"IP":\{"source":"(([^"]+)","destination":"([^"]+)"[^}]*\},'
+                          rb'"l4":\{"(TCP|UDP|SCTP)":\{"source_port":(\d+),"destination_port":(\d+))')
 _TIME_KEY = b'"time":"'
 _FORWARDED = b'"verdict":"FORWARDED"'
 _HEAD = 320  # bytes from the start within which compact lines carry the flow's time and verdict
 _FIVES_CACHE_SIZE = 50_000  # raw `IP`..`l4` bytes → 5-tuple: a connection's lines repeat them
-_last_second_raw: list[Any] = [b"", 0]
+_last_second_raw: list[Any] = [b"", 0]  # the last UTC b"YYYY-MM-DDTHH:MM:SS" parsed and its epoch ns
 
 
 def _raw_time_ns(raw: bytes) -> int:
@@ -215,25 +222,51 @@ def _raw_time_ns(raw: bytes) -> int:
     return ns
 
 
+def _utc_second_ns(second: bytes) -> int:
+    """Epoch ns of a UTC b"YYYY-MM-DDTHH:MM:SS" (ValueError when it is no time)."""
+    if second != _last_second_raw[0]:
+        _last_second_raw[1] = parse_rfc3339_ns(second.decode() + "Z")
+        _last_second_raw[0] = second
+    return int(_last_second_raw[1])
+
+
 def hubble_decoder(active: Mapping[FiveTuple, Any], window_ns: int) -> Callable[[bytes], Event | Touch | None]:
     """decode_hubble with the fast path for lines of the connections in `active` (the tracker's)."""
     fives: dict[bytes, FiveTuple] = {}
+
+    def five_tuple(match: re.Match[bytes], span: int) -> FiveTuple:
+        """The 5-tuple of the groups span (source, destination, protocol, source port, destination port)."""
+        five = fives.get(match[span])
+        if five is None:
+            if len(fives) >= _FIVES_CACHE_SIZE:
+                fives.clear()
+            five = fives[match[span]] = (match[span + 1].decode(), int(match[span + 4]), match[span + 2].decode(),
+                                         int(match[span + 5]), match[span + 3].decode())
+        return five
 
     def decode(line: bytes) -> Event | Touch | None:
         at = line.rfind(_IS_REPLY)
         if at >= 0 and line.startswith(b"true", at + 11):
             return REPLY
+        compact = _COMPACT.match(line)
+        if compact is not None:
+            five = fives.get(compact[3]) or five_tuple(compact, 3)
+            conn = active.get(five)
+            if conn is not None:
+                second, digits = compact.group(1, 2)
+                try:
+                    t = (_last_second_raw[1] if second == _last_second_raw[0] else _utc_second_ns(second)) + \
+                        int(digits) * _SCALE[len(digits)]
+                except ValueError:
+                    return decode_hubble(line)  # reported with its field by the full path
+                if not conn.last_ns or t - conn.last_ns <= window_ns:
+                    return Touch(five, t)
+            return decode_hubble(line)
         if line.find(_FORWARDED, 0, _HEAD) >= 0:
             at = line.find(_IP_KEY)
             match = _FAST_5TUPLE.match(line, at) if at >= 0 else None
             if match is not None:
-                raw = match[0]
-                five = fives.get(raw)
-                if five is None:
-                    if len(fives) >= _FIVES_CACHE_SIZE:
-                        fives.clear()
-                    five = fives[raw] = (match[1].decode(), int(match[4]), match[2].decode(), int(match[5]),
-                                         match[3].decode())
+                five = five_tuple(match, 1)
                 conn = active.get(five)
                 if conn is not None:
                     at = line.find(_TIME_KEY, 0, _HEAD)
