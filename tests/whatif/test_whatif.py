@@ -322,6 +322,53 @@ def test_lines_of_a_tracked_connection_keep_their_time() -> None:
     assert [(c.first_ns, c.last_ns) for c in done] == [(first.time_ns, full.time_ns)]
 
 
+def _compact(at: str, sport: int, *, uuid: bool = True, ethernet: bool = True, verdict: str = "FORWARDED",
+             reply: bool = False) -> bytes:
+    """A trace event in Cilium's field order (time, uuid, verdict, ethernet, IP, l4 ...), compact protojson."""
+    flow: dict[str, Any] = {"time": at}
+    if uuid:
+        flow["uuid"] = "0d0a3c7e-6a3f-4f0e-9d53-1b1f4f3c2a10"
+    flow["verdict"] = verdict
+    if ethernet:
+        flow["ethernet"] = {"source": "d2:d9:76:de:f4:90", "destination": "6e:3c:ce:d3:9e:a6"}
+    flow.update({
+        "IP": {"source": WEB.ip, "destination": API.ip, "ipVersion": "IPv4"},
+        "l4": {"TCP": {"source_port": sport, "destination_port": 8080, "flags": {"ACK": True}}},
+        "source": WEB.endpoint(), "destination": API.endpoint(), "Type": "L3_L4", "node_name": "node-a",
+        "event_type": {"type": 4, "sub_type": 3}, "traffic_direction": "EGRESS", "is_reply": reply,
+        "trace_observation_point": "TO_STACK"})
+    return json.dumps({"flow": flow, "node_name": "node-a", "time": at}, separators=(",", ":")).encode()
+
+
+def test_compact_lines_of_a_tracked_connection_read_as_a_full_decode_does() -> None:
+    """Lines in Cilium's own field order take the one-match path: the same 5-tuple and time as decoding them."""
+    from exporter.whatif.events import Touch
+    from exporter.whatif.hubble_events import _COMPACT, hubble_decoder
+
+    tracker = HubbleTracker(60.0, lambda conn: None)
+    decode = hubble_decoder(tracker.active, tracker.window_ns)
+    first = decode(_compact("2026-12-04T16:00:01.5Z", 40001))
+    assert first is not None and type(first) is not Touch
+    tracker.add(first)
+    later = [_compact("2026-12-04T16:00:01.750000001Z", 40001), _compact("2026-12-04T16:00:02.25Z", 40001, uuid=False),
+             _compact("2026-12-04T16:00:03.000000000Z", 40001, ethernet=False),
+             _compact("2026-12-04T16:00:59.1Z", 40001, uuid=False, ethernet=False)]
+    for line in later:
+        assert _COMPACT.match(line) is not None  # the path under test
+        touch, full = decode(line), decode_hubble(line)
+        assert isinstance(touch, Touch) and full is not None
+        assert touch == (full.five_tuple, full.time_ns)
+        tracker.add(touch)
+    # past the window, another source port, a drop, a reply, a time with an offset: not touches
+    assert type(decode(_compact("2026-12-04T16:02:00.1Z", 40001))) is not Touch
+    assert type(decode(_compact("2026-12-04T16:00:59.2Z", 40002))) is not Touch
+    assert type(decode(_compact("2026-12-04T16:00:59.3Z", 40001, verdict="DROPPED"))) is not Touch
+    assert decode(_compact("2026-12-04T16:00:59.4Z", 40001, reply=True)).is_reply  # type: ignore[union-attr]
+    offset = decode(_compact("2026-12-04T17:00:59.5+01:00", 40001))
+    assert isinstance(offset, Touch) and offset.time_ns == decode_hubble(
+        _compact("2026-12-04T16:00:59.5Z", 40001)).time_ns  # type: ignore[union-attr]
+
+
 def test_times_with_an_offset_do_not_shift_utc_times_of_the_same_clock_minute() -> None:
     """The raw-bytes time path caches a minute: only a UTC one, and the full parse decides the rest."""
     from exporter.timeparse import parse_rfc3339_ns
