@@ -112,6 +112,11 @@ def _marked_reply(line: bytes) -> bool:
 def decode_hubble(line: bytes) -> Event | None:
     if _marked_reply(line):
         return REPLY
+    return _decode_unmarked(line)
+
+
+def _decode_unmarked(line: bytes) -> Event | None:
+    """decode_hubble of a line whose raw bytes do not mark it as a reply."""
     msg = _decode_hubble(line)
     flow: _Flow | None = msg.flow
     if flow is None:
@@ -258,10 +263,10 @@ def hubble_decoder(active: Mapping[FiveTuple, Any], window_ns: int) -> Callable[
                     t = (_last_second_raw[1] if second == _last_second_raw[0] else _utc_second_ns(second)) + \
                         int(digits) * _SCALE[len(digits)]
                 except ValueError:
-                    return decode_hubble(line)  # reported with its field by the full path
+                    return _decode_unmarked(line)  # reported with its field by the full path
                 if not conn.last_ns or t - conn.last_ns <= window_ns:
                     return Touch(five, t)
-            return decode_hubble(line)
+            return _decode_unmarked(line)
         if line.find(_FORWARDED, 0, _HEAD) >= 0:
             at = line.find(_IP_KEY)
             match = _FAST_5TUPLE.match(line, at) if at >= 0 else None
@@ -275,9 +280,9 @@ def hubble_decoder(active: Mapping[FiveTuple, Any], window_ns: int) -> Callable[
                     try:
                         t = _raw_time_ns(line[at + 8:line.find(b'"', at + 8)]) if at >= 0 else 0
                     except (ValueError, UnicodeDecodeError):
-                        return decode_hubble(line)  # reported with its field by the full path
+                        return _decode_unmarked(line)  # reported with its field by the full path
                     if not t or not conn.last_ns or t - conn.last_ns <= window_ns:
                         return Touch(five, t)
-        return decode_hubble(line)
+        return _decode_unmarked(line)
 
     return decode
