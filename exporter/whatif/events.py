@@ -66,3 +66,8 @@ def reverse_of(five: FiveTuple) -> FiveTuple:
     if protocol in PORT_PROTOCOLS:
         return (dst, dport, src, sport, protocol)
     return (dst, 0, src, _ICMP_REQUEST.get((protocol, dport), dport), protocol)
+
+
+# A Touch the decoder has applied to the tracker itself (one stream: nothing comes between decoding a line
+# and adding its event).
+TOUCHED = Touch(("", 0, "", 0, ""), 0)

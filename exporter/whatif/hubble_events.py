@@ -17,7 +17,18 @@ from exporter.decoders.hubble_names import peers_from_endpoints
 from exporter.decoders.jsondecode import typed_json_decoder
 from exporter.model import DecodeError
 from exporter.timeparse import parse_rfc3339_ns
-from exporter.whatif.events import ALLOWED, DENIED, EGRESS, INGRESS, PORT_PROTOCOLS, REPLY, Event, FiveTuple, Touch
+from exporter.whatif.events import (
+    ALLOWED,
+    DENIED,
+    EGRESS,
+    INGRESS,
+    PORT_PROTOCOLS,
+    REPLY,
+    TOUCHED,
+    Event,
+    FiveTuple,
+    Touch,
+)
 from exporter.whatif.sides import Side, side_from_hubble
 
 # Hubble drop reasons that are policy decisions (the others say nothing about policies).
@@ -212,6 +223,7 @@ _TIME_KEY = b'"time":"'
 _FORWARDED = b'"verdict":"FORWARDED"'
 _HEAD = 320  # bytes from the start within which compact lines carry the flow's time and verdict
 _FIVES_CACHE_SIZE = 50_000  # raw `IP`..`l4` bytes → 5-tuple: a connection's lines repeat them
+Decoder = Callable[[bytes], Event | Touch | None]
 _last_second_raw: list[Any] = [b"", 0]  # the last UTC b"YYYY-MM-DDTHH:MM:SS" parsed and its epoch ns
 
 
@@ -235,8 +247,11 @@ def _utc_second_ns(second: bytes) -> int:
     return int(_last_second_raw[1])
 
 
-def hubble_decoder(active: Mapping[FiveTuple, Any], window_ns: int) -> Callable[[bytes], Event | Touch | None]:
-    """decode_hubble with the fast path for lines of the connections in `active` (the tracker's)."""
+def hubble_decoder(active: Mapping[FiveTuple, Any], window_ns: int,
+                   touch: Callable[[FiveTuple, Any, int], None] | None = None) -> Decoder:
+    """decode_hubble with the fast path for lines of the connections in `active` (the tracker's). With `touch`
+    (the tracker's, when each event is added before the next line is decoded), the decoder applies the
+    lines of live connections itself and returns TOUCHED for them."""
     fives: dict[bytes, FiveTuple] = {}
 
     def five_tuple(match: re.Match[bytes], span: int) -> FiveTuple:
@@ -265,7 +280,10 @@ def hubble_decoder(active: Mapping[FiveTuple, Any], window_ns: int) -> Callable[
                 except ValueError:
                     return _decode_unmarked(line)  # reported with its field by the full path
                 if not conn.last_ns or t - conn.last_ns <= window_ns:
-                    return Touch(five, t)
+                    if touch is None:
+                        return Touch(five, t)
+                    touch(five, conn, t)
+                    return TOUCHED
             return _decode_unmarked(line)
         if line.find(_FORWARDED, 0, _HEAD) >= 0:
             at = line.find(_IP_KEY)
@@ -282,7 +300,10 @@ def hubble_decoder(active: Mapping[FiveTuple, Any], window_ns: int) -> Callable[
                     except (ValueError, UnicodeDecodeError):
                         return _decode_unmarked(line)  # reported with its field by the full path
                     if not t or not conn.last_ns or t - conn.last_ns <= window_ns:
-                        return Touch(five, t)
+                        if touch is None:
+                            return Touch(five, t)
+                        touch(five, conn, t)
+                        return TOUCHED
         return _decode_unmarked(line)
 
     return decode

@@ -57,7 +57,9 @@ def replay(args: argparse.Namespace, sink: Sink) -> InputStats:
     tracker: HubbleTracker | CalicoPairing
     if args.format == "hubble":
         tracker = HubbleTracker(args.connection_window, sink)
-        decode: Callable[[bytes], Any] = hubble_decoder(tracker.active, tracker.window_ns)
+        # one file: each event reaches the tracker before the next line is read, so the decoder may touch it
+        decode: Callable[[bytes], Any] = hubble_decoder(tracker.active, tracker.window_ns,
+                                                        tracker.touch if len(args.flows) == 1 else None)
     else:
         tracker = CalicoPairing(args.connection_window, sink)
         decode = _calico_decoder(args.format)

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.whatif.events import DENIED, EGRESS, INGRESS, REPLY, Event, FiveTuple, Touch, reverse_of
+from exporter.whatif.events import DENIED, EGRESS, INGRESS, REPLY, TOUCHED, Event, FiveTuple, Touch, reverse_of
 from exporter.whatif.sides import Side
 
 MAX_ACTIVE = 1_000_000  # live connections kept at most (only reached by streams without times)
@@ -56,22 +56,12 @@ class HubbleTracker:
         if ev is REPLY:
             self.replies += 1
             return
-        if type(ev) is Touch:  # the most frequent: another line of a live connection
-            five, t = ev
-            conn = self.active.get(five)
-            if conn is None:
-                return  # expired since it was read: an event older than the window, nothing to add
-            self.active.move_to_end(five)
-            if t:
-                if not conn.first_ns or t < conn.first_ns:
-                    conn.first_ns = t
-                if t > conn.last_ns:
-                    conn.last_ns = t
-                if t > self.watermark:
-                    self.watermark = t
-                    if t >= self._next_sweep:
-                        self._next_sweep = t + _SWEEP_NS
-                        self._expire()
+        if ev is TOUCHED:
+            return
+        if type(ev) is Touch:
+            conn = self.active.get(ev.five_tuple)
+            if conn is not None:  # else expired since it was read: an event older than the window
+                self.touch(ev.five_tuple, conn, ev.time_ns)
             return
         assert isinstance(ev, Event)
         if ev.is_reply:
@@ -112,6 +102,20 @@ class HubbleTracker:
                 self._expire()
         if len(active) > self.max_active:
             self.sink(active.popitem(last=False)[1])
+
+    def touch(self, five: FiveTuple, conn: Connection, t: int) -> None:
+        """Another event of the live connection `conn` (`five`), at `t` (0: without a time)."""
+        self.active.move_to_end(five)
+        if t:
+            if not conn.first_ns or t < conn.first_ns:
+                conn.first_ns = t
+            if t > conn.last_ns:
+                conn.last_ns = t
+            if t > self.watermark:
+                self.watermark = t
+                if t >= self._next_sweep:
+                    self._next_sweep = t + _SWEEP_NS
+                    self._expire()
 
     def _expire(self) -> None:
         horizon = self.watermark - self.window_ns

@@ -369,6 +369,22 @@ def test_compact_lines_of_a_tracked_connection_read_as_a_full_decode_does() -> N
         _compact("2026-12-04T16:00:59.5Z", 40001)).time_ns  # type: ignore[union-attr]
 
 
+def test_one_file_replays_as_the_merge_of_files_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One file: the decoder applies the lines of live connections to the tracker itself; several files are
+    merged and pass Touch events. Both give the same report."""
+    lines = [line for path in recorded_day(tmp_path) for line in Path(path).read_bytes().splitlines()]
+    lines += [_compact(f"2026-12-04T16:0{m}:{s:02d}.{f}Z", 40100 + m) for m in range(4) for s in (1, 30, 59)
+              for f in (1, 25)]
+    lines += [_compact("2026-12-04T16:05:00.5Z", 40100), _compact("2026-12-04T16:05:00.75Z", 40100, reply=True)]
+    lines.sort(key=lambda line: json.loads(line)["time"])
+    one = write_lines(tmp_path / "one.jsonl", lines)
+    empty = write_lines(tmp_path / "empty.jsonl", [])
+    code, alone = run_json(capsys, "--format", "hubble", "--policies", PROPOSED, one)
+    merged_code, merged = run_json(capsys, "--format", "hubble", "--policies", PROPOSED, one, empty)
+    assert (code, alone) == (merged_code, merged)
+    assert sum(r["connections"] for rows in alone.values() for r in rows) >= 10
+
+
 def test_times_with_an_offset_do_not_shift_utc_times_of_the_same_clock_minute() -> None:
     """The raw-bytes time path caches a minute: only a UTC one, and the full parse decides the rest."""
     from exporter.timeparse import parse_rfc3339_ns
