@@ -222,7 +222,7 @@ _FAST_5TUPLE = re.compile(rb'"IP":\{"source":"(([^"]+)","destination":"([^"]+)"[
 _TIME_KEY = b'"time":"'
 _FORWARDED = b'"verdict":"FORWARDED"'
 _HEAD = 320  # bytes from the start within which compact lines carry the flow's time and verdict
-_FIVES_CACHE_SIZE = 50_000  # raw `IP`..`l4` bytes → 5-tuple: a connection's lines repeat them
+_FIVES_CACHE_SIZE = 20_000  # raw `IP`..`l4` bytes → 5-tuple: a connection's lines repeat them
 Decoder = Callable[[bytes], Event | Touch | None]
 _last_second_raw: list[Any] = [b"", 0]  # the last UTC b"YYYY-MM-DDTHH:MM:SS" parsed and its epoch ns
 
