@@ -1,6 +1,6 @@
 """netpol-exporter benchmark: prints figures and ratios measured side by side in one run.
 
-    .venv/bin/python bench/run.py [--lines 100000] [--repeat 3] [--only calico,hubble,jobs,series]
+    .venv/bin/python bench/run.py [--lines 100000] [--repeat 3] [--only calico,hubble,jobs,series,whatif]
 
 Ratios compare runs interleaved in one process (best of --repeat; rates are lines per CPU second of this
 process, so other load on the shared cores skews them less):
@@ -10,7 +10,9 @@ process, so other load on the shared cores skews them less):
     field-masked lines, lines filtered at the source by the shipped allowList/fieldMask (deploy/cilium),
     aggregated exporter lines, and the earlier dense mix;
   - jobs: `once` on 8 files, wall time of --jobs <cores> vs --jobs 1;
-  - series: 100k live series, render time and peak RSS (in a fresh subprocess).
+  - series: 100k live series, render time and peak RSS (in a fresh subprocess);
+  - whatif: `whatif` with the seed's policies vs `once --jobs 1` on the same day-mix file, whole processes'
+    CPU (bench/whatif_rate.py).
 Counts are checked against the floor scripts' ("identical").
 """
 
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import floor_calico
 import floor_hubble
+import whatif_rate
 from baselines import NaiveExporter, bare_typed_decode
 from flowgen import DAY_SECONDS, HubbleGenerator, calico_lines, encode, filtered_lines, mask_fields
 
@@ -241,7 +244,20 @@ def series_section(args: argparse.Namespace) -> None:
           f"{base_kb / 1024:.0f})")
 
 
-SECTIONS = ("calico", "hubble", "jobs", "series")
+def whatif_section(args: argparse.Namespace, tmp: str) -> None:
+    flows, empty = Path(tmp) / "whatif-day.log", Path(tmp) / "whatif-empty.log"
+    n = args.lines * args.process_copies
+    whatif_rate.generate(flows, n)
+    empty.write_bytes(b"")
+    best, ratio, without_start = whatif_rate.ratios(flows, empty, args.repeat)
+    flows.unlink()
+    (c_once, _), (c_whatif, rss) = best["once"], best["whatif"]
+    print(f"whatif --policies deploy/network-policies/base on the day mix ({n} lines): {c_whatif:.2f} s CPU "
+          f"(peak RSS {rss / 1024:.0f} MiB), once --jobs 1 {c_once:.2f} s: whatif/once rate = {ratio:.2f}x "
+          f"(target >= 0.8); without start-up {without_start:.2f}x")
+
+
+SECTIONS = ("calico", "hubble", "jobs", "series", "whatif")
 
 
 def main() -> int:
@@ -268,6 +284,8 @@ def main() -> int:
             jobs_section(args, tmp)
         if "series" in only:
             series_section(args)
+        if "whatif" in only:
+            whatif_section(args, tmp)
     print(f"this process peak RSS  : {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     return 0
 

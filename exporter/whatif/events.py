@@ -48,6 +48,11 @@ class Event(NamedTuple):
         return port_label(self.protocol, self.port)
 
 
+_NOBODY = Side("", "", None, None, "")
+# A reply, whose line is not decoded further (exporter.whatif.hubble_events): it never counts.
+REPLY = Event(_NOBODY, _NOBODY, "", None, 0, ALLOWED, "", is_reply=True)
+
+
 class Touch(NamedTuple):
     """Another event of a connection already being tracked: only its time matters."""
 
@@ -61,3 +66,8 @@ def reverse_of(five: FiveTuple) -> FiveTuple:
     if protocol in PORT_PROTOCOLS:
         return (dst, dport, src, sport, protocol)
     return (dst, 0, src, _ICMP_REQUEST.get((protocol, dport), dport), protocol)
+
+
+# A Touch the decoder has applied to the tracker itself (one stream: nothing comes between decoding a line
+# and adding its event).
+TOUCHED = Touch(("", 0, "", 0, ""), 0)

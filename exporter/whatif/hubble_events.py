@@ -17,7 +17,18 @@ from exporter.decoders.hubble_names import peers_from_endpoints
 from exporter.decoders.jsondecode import typed_json_decoder
 from exporter.model import DecodeError
 from exporter.timeparse import parse_rfc3339_ns
-from exporter.whatif.events import ALLOWED, DENIED, EGRESS, INGRESS, PORT_PROTOCOLS, Event, FiveTuple, Touch
+from exporter.whatif.events import (
+    ALLOWED,
+    DENIED,
+    EGRESS,
+    INGRESS,
+    PORT_PROTOCOLS,
+    REPLY,
+    TOUCHED,
+    Event,
+    FiveTuple,
+    Touch,
+)
 from exporter.whatif.sides import Side, side_from_hubble
 
 # Hubble drop reasons that are policy decisions (the others say nothing about policies).
@@ -102,7 +113,6 @@ def _l4(l4: _L4 | None) -> tuple[str, int, int]:
 # A reply never counts: its line is skipped without decoding when compact protojson says so
 # (`"is_reply":true`, near the end of the flow: searched from the end); REPLY marks it for the tracker.
 _IS_REPLY = b'"is_reply":'
-REPLY = Event(Side("", "", None, None, ""), Side("", "", None, None, ""), "", None, 0, ALLOWED, "", is_reply=True)
 
 
 def _marked_reply(line: bytes) -> bool:
@@ -113,6 +123,11 @@ def _marked_reply(line: bytes) -> bool:
 def decode_hubble(line: bytes) -> Event | None:
     if _marked_reply(line):
         return REPLY
+    return _decode_unmarked(line)
+
+
+def _decode_unmarked(line: bytes) -> Event | None:
+    """decode_hubble of a line whose raw bytes do not mark it as a reply."""
     msg = _decode_hubble(line)
     flow: _Flow | None = msg.flow
     if flow is None:
@@ -175,7 +190,7 @@ def decode_hubble(line: bytes) -> Event | None:
 # Both ends of a flow, keyed by the raw endpoint JSON and the addresses: the same pairs talk all day.
 _SIDES_CACHE_SIZE = 50_000
 _sides: dict[tuple[bytes, bytes, str, str], tuple[Side, Side]] = {}
-_last_second: list[Any] = ["", 0]  # the last "YYYY-MM-DDTHH:MM:SS" parsed and its epoch second
+_last_second: list[Any] = ["", 0]  # the last UTC "YYYY-MM-DDTHH:MM:SS" parsed and its epoch second
 _SCALE = tuple(10 ** (9 - n) for n in range(10))
 
 
@@ -183,22 +198,33 @@ def _time_ns(value: str) -> int:
     """parse_rfc3339_ns, with a fast path for UTC times within the second parsed last."""
     if len(value) > 20 and value[19] == "." and value[-1] == "Z" and value[:19] == _last_second[0]:
         digits = value[20:-1]
-        if 0 < len(digits) <= 9 and digits.isdigit():
-            return _last_second[1] + int(digits.ljust(9, "0"))
+        if 0 < len(digits) <= 9 and digits.isdigit() and digits.isascii():
+            return _last_second[1] + int(digits) * _SCALE[len(digits)]
     ns = parse_rfc3339_ns(value)
-    _last_second[0], _last_second[1] = value[:19], ns - ns % 1_000_000_000
+    if value[-1] == "Z":  # the same clock second with another offset is another second
+        _last_second[0], _last_second[1] = value[:19], ns - ns % 1_000_000_000
     return ns
 
 
 # Most lines of a stream are trace events of connections already seen. Their 5-tuple and time are read
-# from the raw bytes (protojson's field order: `IP` before `l4`, the flow's `time` first) and, when the
-# tracker holds that connection, the line is not decoded further. Anything else takes the full path.
-_FAST_IP = re.compile(rb'"IP":\{"source":"([^"]+)","destination":"([^"]+)"')
-_FAST_L4 = re.compile(rb'"l4":\{"(TCP|UDP|SCTP)":\{"source_port":(\d+),"destination_port":(\d+)')
+# from the raw bytes and, when the tracker holds that connection, the line is not decoded further.
+# Anything else takes the full path. Compact protojson, as Cilium's exporter and `hubble observe -o json`
+# write it (time, uuid, verdict, ethernet, IP, l4 in that order), is read in one match from the line's start:
+_COMPACT = re.compile(
+    rb'\{"flow":\{"time":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{1,9})Z",(?:"uuid":"[^"]*",)?'
+    rb'"verdict":"FORWARDED",(?:"ethernet":\{[^}]*\},)?'
+    rb'"IP":\{"source":"(([^"]+)","destination":"([^"]+)"[^}]*\},'
+    rb'"l4":\{"(TCP|UDP|SCTP)":\{"source_port":(\d+),"destination_port":(\d+))')
+# other field orders by searching: a passed verdict near the start, `l4` right after `IP`, the flow's `time` first
+_IP_KEY = b'"IP":{"source":"'
+_FAST_5TUPLE = re.compile(rb'"IP":\{"source":"(([^"]+)","destination":"([^"]+)"[^}]*\},'
+                          rb'"l4":\{"(TCP|UDP|SCTP)":\{"source_port":(\d+),"destination_port":(\d+))')
 _TIME_KEY = b'"time":"'
 _FORWARDED = b'"verdict":"FORWARDED"'
 _HEAD = 320  # bytes from the start within which compact lines carry the flow's time and verdict
-_last_second_raw: list[Any] = [b"", 0]
+_FIVES_CACHE_SIZE = 20_000  # raw `IP`..`l4` bytes → 5-tuple: a connection's lines repeat them
+Decoder = Callable[[bytes], Event | Touch | None]
+_last_second_raw: list[Any] = [b"", 0]  # the last UTC b"YYYY-MM-DDTHH:MM:SS" parsed and its epoch ns
 
 
 def _raw_time_ns(raw: bytes) -> int:
@@ -208,21 +234,62 @@ def _raw_time_ns(raw: bytes) -> int:
         if 0 < len(digits) <= 9 and digits.isdigit():
             return _last_second_raw[1] + int(digits) * _SCALE[len(digits)]
     ns = _time_ns(raw.decode())
-    _last_second_raw[0], _last_second_raw[1] = raw[:19], ns - ns % 1_000_000_000
+    if raw[-1:] == b"Z":  # the same clock second with another offset is another second
+        _last_second_raw[0], _last_second_raw[1] = raw[:19], ns - ns % 1_000_000_000
     return ns
 
 
-def hubble_decoder(active: Mapping[FiveTuple, Any], window_ns: int) -> Callable[[bytes], Event | Touch | None]:
-    """decode_hubble with the fast path for lines of the connections in `active` (the tracker's)."""
+def _utc_second_ns(second: bytes) -> int:
+    """Epoch ns of a UTC b"YYYY-MM-DDTHH:MM:SS" (ValueError when it is no time)."""
+    if second != _last_second_raw[0]:
+        _last_second_raw[1] = parse_rfc3339_ns(second.decode() + "Z")
+        _last_second_raw[0] = second
+    return int(_last_second_raw[1])
+
+
+def hubble_decoder(active: Mapping[FiveTuple, Any], window_ns: int,
+                   touch: Callable[[FiveTuple, Any, int], None] | None = None) -> Decoder:
+    """decode_hubble with the fast path for lines of the connections in `active` (the tracker's). With `touch`
+    (the tracker's, when each event is added before the next line is decoded), the decoder applies the
+    lines of live connections itself and returns TOUCHED for them."""
+    fives: dict[bytes, FiveTuple] = {}
+
+    def five_tuple(match: re.Match[bytes], span: int) -> FiveTuple:
+        """The 5-tuple of the groups span (source, destination, protocol, source port, destination port)."""
+        five = fives.get(match[span])
+        if five is None:
+            if len(fives) >= _FIVES_CACHE_SIZE:
+                fives.clear()
+            five = fives[match[span]] = (match[span + 1].decode(), int(match[span + 4]), match[span + 2].decode(),
+                                         int(match[span + 5]), match[span + 3].decode())
+        return five
 
     def decode(line: bytes) -> Event | Touch | None:
-        if _marked_reply(line):
+        at = line.rfind(_IS_REPLY)
+        if at >= 0 and line.startswith(b"true", at + 11):
             return REPLY
+        compact = _COMPACT.match(line)
+        if compact is not None:
+            five = fives.get(compact[3]) or five_tuple(compact, 3)
+            conn = active.get(five)
+            if conn is not None:
+                second, digits = compact.group(1, 2)
+                try:
+                    t = (_last_second_raw[1] if second == _last_second_raw[0] else _utc_second_ns(second)) + \
+                        int(digits) * _SCALE[len(digits)]
+                except ValueError:
+                    return _decode_unmarked(line)  # reported with its field by the full path
+                if not conn.last_ns or t - conn.last_ns <= window_ns:
+                    if touch is None:
+                        return Touch(five, t)
+                    touch(five, conn, t)
+                    return TOUCHED
+            return _decode_unmarked(line)
         if line.find(_FORWARDED, 0, _HEAD) >= 0:
-            ip = _FAST_IP.search(line)
-            l4 = _FAST_L4.search(line, ip.end()) if ip is not None else None
-            if ip is not None and l4 is not None:
-                five = (ip[1].decode(), int(l4[2]), ip[2].decode(), int(l4[3]), l4[1].decode())
+            at = line.find(_IP_KEY)
+            match = _FAST_5TUPLE.match(line, at) if at >= 0 else None
+            if match is not None:
+                five = five_tuple(match, 1)
                 conn = active.get(five)
                 if conn is not None:
                     at = line.find(_TIME_KEY, 0, _HEAD)
@@ -231,9 +298,12 @@ def hubble_decoder(active: Mapping[FiveTuple, Any], window_ns: int) -> Callable[
                     try:
                         t = _raw_time_ns(line[at + 8:line.find(b'"', at + 8)]) if at >= 0 else 0
                     except (ValueError, UnicodeDecodeError):
-                        return decode_hubble(line)  # reported with its field by the full path
+                        return _decode_unmarked(line)  # reported with its field by the full path
                     if not t or not conn.last_ns or t - conn.last_ns <= window_ns:
-                        return Touch(five, t)
-        return decode_hubble(line)
+                        if touch is None:
+                            return Touch(five, t)
+                        touch(five, conn, t)
+                        return TOUCHED
+        return _decode_unmarked(line)
 
     return decode

@@ -9,22 +9,17 @@ from typing import Any
 from exporter.netpol.errors import InputError
 from exporter.netpol.loading import documents
 from exporter.netpol.policyinput import PolicyInput, read_policy_input
-from exporter.whatif.calico_events import decode_calico, decode_goldmane
 from exporter.whatif.events import Event
-from exporter.whatif.hubble_events import decode_hubble, hubble_decoder
+from exporter.whatif.hubble_events import hubble_decoder
 from exporter.whatif.reading import InputStats, replay_files, report_invalid_summary
 from exporter.whatif.tracking import CalicoPairing, HubbleTracker, Sink
 
 DEFAULT_WINDOW_S = 60.0
-DECODERS: dict[str, Callable[[bytes], Event | None]] = {
-    "hubble": decode_hubble,
-    "calico": decode_calico,
-    "goldmane": decode_goldmane,
-}
+FORMATS = ("calico", "goldmane", "hubble")
 
 
 def add_flow_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", required=True, choices=sorted(DECODERS),
+    parser.add_argument("--format", required=True, choices=FORMATS,
                         help="input format: Hubble JSON lines, Calico flows.log, Goldmane emitter JSON")
     parser.add_argument("--connection-window", type=float, default=DEFAULT_WINDOW_S, metavar="SECONDS",
                         help="the same 5-tuple within this many seconds of its last event is the same connection "
@@ -62,12 +57,21 @@ def replay(args: argparse.Namespace, sink: Sink) -> InputStats:
     tracker: HubbleTracker | CalicoPairing
     if args.format == "hubble":
         tracker = HubbleTracker(args.connection_window, sink)
-        decode: Callable[[bytes], Any] = hubble_decoder(tracker.active, tracker.window_ns)
+        # one file: each event reaches the tracker before the next line is read, so the decoder may touch it
+        decode: Callable[[bytes], Any] = hubble_decoder(tracker.active, tracker.window_ns,
+                                                        tracker.touch if len(args.flows) == 1 else None)
     else:
         tracker = CalicoPairing(args.connection_window, sink)
-        decode = DECODERS[args.format]
+        decode = _calico_decoder(args.format)
     replay_files(args.flows, decode, tracker.add, stats)
     tracker.finish()
     report_invalid_summary(stats)
     stats.replies = getattr(tracker, "replies", 0)
     return stats
+
+
+def _calico_decoder(fmt: str) -> Callable[[bytes], Event | None]:
+    """Imported when asked for: a Hubble replay does not pay for the Calico decoders' start-up."""
+    from exporter.whatif.calico_events import decode_calico, decode_goldmane
+
+    return decode_goldmane if fmt == "goldmane" else decode_calico

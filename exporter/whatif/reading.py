@@ -47,36 +47,64 @@ def open_flows(path: str) -> BinaryIO:
     return raw
 
 
-def _events(path: str, decode: Decode, stats: InputStats) -> Iterator[Event | Touch]:
-    """The events of a file, decoded one line at a time as they are consumed: the fast path for lines of
-    tracked connections needs the tracker to have seen the lines before."""
+def _batches(path: str, stats: InputStats) -> Iterator[tuple[str, int, list[bytes]]]:
+    """(name for messages, number of the batch's first line, lines) of a file, about _BATCH_BYTES at a time."""
     where = "<stdin>" if path == "-" else path
     stream = open_flows(path)
-    lineno = 0
+    lineno = 1
     try:
         while True:
             try:
                 lines = stream.readlines(_BATCH_BYTES)
             except (OSError, EOFError) as exc:
-                raise ReadError(f"{where}: read error after line {lineno}: {exc}") from None
+                raise ReadError(f"{where}: read error after line {lineno - 1}: {exc}") from None
             if not lines:
                 return
             stats.lines += len(lines)
-            for line in lines:
-                lineno += 1
-                try:
-                    event = decode(line)
-                except DecodeError as exc:
-                    if line.strip():
-                        _report_invalid(stats, where, lineno, exc)
-                    else:
-                        stats.lines -= 1  # a blank line
-                    continue
-                if event is not None:
-                    yield event
+            yield where, lineno, lines
+            lineno += len(lines)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+
+
+def _events(path: str, decode: Decode, stats: InputStats) -> Iterator[Event | Touch]:
+    """The events of a file, decoded one line at a time as they are consumed: the fast path for lines of
+    tracked connections needs the tracker to have seen the lines before."""
+    for where, first, lines in _batches(path, stats):
+        for lineno, line in enumerate(lines, first):
+            try:
+                event = decode(line)
+            except DecodeError as exc:
+                _invalid(stats, where, lineno, line, exc)
+                continue
+            if event is not None:
+                yield event
+
+
+def _replay_one(path: str, decode: Decode, add: Callable[[Any], None], stats: InputStats) -> None:
+    """_events of one file passed to `add`, in a plain loop (the per-line cost of a generator saved)."""
+    events = 0
+    try:
+        for where, first, lines in _batches(path, stats):
+            for lineno, line in enumerate(lines, first):
+                try:
+                    event = decode(line)
+                except DecodeError as exc:
+                    _invalid(stats, where, lineno, line, exc)
+                    continue
+                if event is not None:
+                    add(event)
+                    events += 1
+    finally:
+        stats.events += events
+
+
+def _invalid(stats: InputStats, where: str, lineno: int, line: bytes, exc: DecodeError) -> None:
+    if line.strip():
+        _report_invalid(stats, where, lineno, exc)
+    else:
+        stats.lines -= 1  # a blank line
 
 
 def _report_invalid(stats: InputStats, where: str, lineno: int, exc: DecodeError) -> None:
@@ -104,9 +132,7 @@ def _timed(events: Iterator[Event | Touch]) -> Iterator[tuple[int, Event | Touch
 def replay_files(paths: Sequence[str], decode: Decode, add: Callable[[Any], None], stats: InputStats) -> None:
     """Pass the events of all files to `add`, merged by time (one file: in its order)."""
     if len(paths) == 1:
-        for event in _events(paths[0], decode, stats):
-            add(event)
-            stats.events += 1
+        _replay_one(paths[0], decode, add, stats)
         return
     for _, event in heapq.merge(*(_timed(_events(p, decode, stats)) for p in paths), key=lambda item: item[0]):
         add(event)

@@ -23,6 +23,8 @@ CATEGORIES = (BREAKS, OPENS, NOT_EVALUATED)
 
 # category, source, source ns, destination, destination ns, port, protocol, side or reason, policy
 GroupKey = tuple[str, str, str, str, str, str, str, str, str]
+_GROUPS_OF_LIMIT = 200_000
+_UNSEEN: Any = object()
 
 
 @dataclass
@@ -34,37 +36,55 @@ class Totals:
     not_evaluated: int = 0
 
 
+def _group_key(conn: Connection, category: str, side: str, policy: str) -> GroupKey:
+    return (category, conn.src.name, conn.src.namespace, conn.dst.name, conn.dst.namespace,
+            port_label(conn.protocol, conn.port), conn.protocol, side, policy)
+
+
 class Report:
     def __init__(self, proposed: Deciding, baseline: Deciding | None = None) -> None:
         self.proposed = proposed
         self.baseline = baseline
         self.totals = Totals()
         self.groups: dict[GroupKey, list[int]] = {}
+        # the row each (source, destination, port, protocol, recorded verdict) goes to; None: unchanged
+        self._groups_of: dict[tuple[Any, ...], GroupKey | None] = {}
 
     def add(self, conn: Connection) -> None:
         self.totals.connections += conn.count
+        key = (conn.src, conn.dst, conn.port, conn.protocol, conn.denied, conn.deny_side)
+        group_key = self._groups_of.get(key, _UNSEEN)
+        if group_key is _UNSEEN:
+            if len(self._groups_of) >= _GROUPS_OF_LIMIT:
+                self._groups_of.clear()
+            outcome = self._classify(conn)
+            group_key = self._groups_of[key] = _group_key(conn, *outcome) if outcome is not None else None
+        if group_key is None:
+            self.totals.unchanged += conn.count
+        else:
+            self._add(group_key, conn)
+
+    def _classify(self, conn: Connection) -> tuple[str, str, str] | None:
+        """(category, side or reason, policy) of a connection, None when unchanged. It depends only on the
+        key `add` caches it by: the same pairs talk all day."""
         proposal = self.proposed.decide(conn.src, conn.dst, conn.port, conn.protocol)
         today: Decision | None = None
         if self.baseline is not None:
             today = self.baseline.decide(conn.src, conn.dst, conn.port, conn.protocol)
             if today.reason:
-                self._add(NOT_EVALUATED, conn, today.reason, "")
-                return
+                return NOT_EVALUATED, today.reason, ""
         if proposal.reason:
-            self._add(NOT_EVALUATED, conn, proposal.reason, "")
-            return
+            return NOT_EVALUATED, proposal.reason, ""
         allowed_today = today.allowed if today is not None else not conn.denied
         if allowed_today == proposal.allowed:
-            self.totals.unchanged += conn.count
-            return
+            return None
         if allowed_today:
             side = EGRESS if proposal.egress is not None and not proposal.egress.allowed else INGRESS
             verdict = proposal.side(side)
-            self._add(BREAKS, conn, side, self.proposed.deny_label(verdict) if verdict is not None else "")
-        else:
-            side = self._changed_side(conn, proposal, today)
-            verdict = proposal.side(side)
-            self._add(OPENS, conn, side, self.proposed.allow_label(verdict) if verdict is not None else DEFAULT_ALLOW)
+            return BREAKS, side, self.proposed.deny_label(verdict) if verdict is not None else ""
+        side = self._changed_side(conn, proposal, today)
+        verdict = proposal.side(side)
+        return OPENS, side, self.proposed.allow_label(verdict) if verdict is not None else DEFAULT_ALLOW
 
     @staticmethod
     def _changed_side(conn: Connection, proposal: Decision, today: Decision | None) -> str:
@@ -78,10 +98,9 @@ class Report:
             return conn.deny_side
         return EGRESS if proposal.egress is not None else INGRESS
 
-    def _add(self, category: str, conn: Connection, side: str, policy: str) -> None:
+    def _add(self, key: GroupKey, conn: Connection) -> None:
+        category = key[0]
         setattr(self.totals, category, getattr(self.totals, category) + conn.count)
-        key = (category, conn.src.name, conn.src.namespace, conn.dst.name, conn.dst.namespace,
-               port_label(conn.protocol, conn.port), conn.protocol, side, policy)
         group = self.groups.get(key)
         if group is None:
             self.groups[key] = [conn.count, conn.first_ns, conn.last_ns]

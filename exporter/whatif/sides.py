@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from exporter.model import Peer
@@ -24,6 +24,14 @@ class Side:
     labels: Labels | None
     namespace_labels: Labels | None
     ip: str
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:  # a key of the report's and the deciders' caches: hashed once
+        object.__setattr__(self, "_hash", hash((self.name, self.namespace, self.labels, self.namespace_labels,
+                                                 self.ip)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def is_pod(self) -> bool:

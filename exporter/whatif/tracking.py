@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.whatif.events import DENIED, EGRESS, INGRESS, Event, FiveTuple, Touch, reverse_of
+from exporter.whatif.events import DENIED, EGRESS, INGRESS, REPLY, TOUCHED, Event, FiveTuple, Touch, reverse_of
 from exporter.whatif.sides import Side
 
 MAX_ACTIVE = 1_000_000  # live connections kept at most (only reached by streams without times)
@@ -53,8 +53,15 @@ class HubbleTracker:
         self.connections = 0
 
     def add(self, ev: Event | Touch) -> None:
+        if ev is REPLY:
+            self.replies += 1
+            return
+        if ev is TOUCHED:
+            return
         if type(ev) is Touch:
-            self._touch(ev)
+            conn = self.active.get(ev.five_tuple)
+            if conn is not None:  # else expired since it was read: an event older than the window
+                self.touch(ev.five_tuple, conn, ev.time_ns)
             return
         assert isinstance(ev, Event)
         if ev.is_reply:
@@ -96,12 +103,9 @@ class HubbleTracker:
         if len(active) > self.max_active:
             self.sink(active.popitem(last=False)[1])
 
-    def _touch(self, touch: Touch) -> None:
-        key, t = touch
-        conn = self.active.get(key)
-        if conn is None:
-            return  # expired since it was read: an event older than the window, nothing to add
-        self.active.move_to_end(key)
+    def touch(self, five: FiveTuple, conn: Connection, t: int) -> None:
+        """Another event of the live connection `conn` (`five`), at `t` (0: without a time)."""
+        self.active.move_to_end(five)
         if t:
             if not conn.first_ns or t < conn.first_ns:
                 conn.first_ns = t

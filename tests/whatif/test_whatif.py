@@ -322,6 +322,94 @@ def test_lines_of_a_tracked_connection_keep_their_time() -> None:
     assert [(c.first_ns, c.last_ns) for c in done] == [(first.time_ns, full.time_ns)]
 
 
+def _compact(at: str, sport: int, *, uuid: bool = True, ethernet: bool = True, verdict: str = "FORWARDED",
+             reply: bool = False) -> bytes:
+    """A trace event in Cilium's field order (time, uuid, verdict, ethernet, IP, l4 ...), compact protojson."""
+    flow: dict[str, Any] = {"time": at}
+    if uuid:
+        flow["uuid"] = "0d0a3c7e-6a3f-4f0e-9d53-1b1f4f3c2a10"
+    flow["verdict"] = verdict
+    if ethernet:
+        flow["ethernet"] = {"source": "d2:d9:76:de:f4:90", "destination": "6e:3c:ce:d3:9e:a6"}
+    flow.update({
+        "IP": {"source": WEB.ip, "destination": API.ip, "ipVersion": "IPv4"},
+        "l4": {"TCP": {"source_port": sport, "destination_port": 8080, "flags": {"ACK": True}}},
+        "source": WEB.endpoint(), "destination": API.endpoint(), "Type": "L3_L4", "node_name": "node-a",
+        "event_type": {"type": 4, "sub_type": 3}, "traffic_direction": "EGRESS", "is_reply": reply,
+        "trace_observation_point": "TO_STACK"})
+    return json.dumps({"flow": flow, "node_name": "node-a", "time": at}, separators=(",", ":")).encode()
+
+
+def test_compact_lines_of_a_tracked_connection_read_as_a_full_decode_does() -> None:
+    """Lines in Cilium's own field order take the one-match path: the same 5-tuple and time as decoding them."""
+    from exporter.whatif.events import Touch
+    from exporter.whatif.hubble_events import _COMPACT, hubble_decoder
+
+    tracker = HubbleTracker(60.0, lambda conn: None)
+    decode = hubble_decoder(tracker.active, tracker.window_ns)
+    first = decode(_compact("2026-12-04T16:00:01.5Z", 40001))
+    assert first is not None and type(first) is not Touch
+    tracker.add(first)
+    later = [_compact("2026-12-04T16:00:01.750000001Z", 40001), _compact("2026-12-04T16:00:02.25Z", 40001, uuid=False),
+             _compact("2026-12-04T16:00:03.000000000Z", 40001, ethernet=False),
+             _compact("2026-12-04T16:00:59.1Z", 40001, uuid=False, ethernet=False)]
+    for line in later:
+        assert _COMPACT.match(line) is not None  # the path under test
+        touch, full = decode(line), decode_hubble(line)
+        assert isinstance(touch, Touch) and full is not None
+        assert touch == (full.five_tuple, full.time_ns)
+        tracker.add(touch)
+    # past the window, another source port, a drop, a reply, a time with an offset: not touches
+    assert type(decode(_compact("2026-12-04T16:02:00.1Z", 40001))) is not Touch
+    assert type(decode(_compact("2026-12-04T16:00:59.2Z", 40002))) is not Touch
+    assert type(decode(_compact("2026-12-04T16:00:59.3Z", 40001, verdict="DROPPED"))) is not Touch
+    assert decode(_compact("2026-12-04T16:00:59.4Z", 40001, reply=True)).is_reply  # type: ignore[union-attr]
+    offset = decode(_compact("2026-12-04T17:00:59.5+01:00", 40001))
+    assert isinstance(offset, Touch) and offset.time_ns == decode_hubble(
+        _compact("2026-12-04T16:00:59.5Z", 40001)).time_ns  # type: ignore[union-attr]
+
+
+def test_one_file_replays_as_the_merge_of_files_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One file: the decoder applies the lines of live connections to the tracker itself; several files are
+    merged and pass Touch events. Both give the same report."""
+    lines = [line for path in recorded_day(tmp_path) for line in Path(path).read_bytes().splitlines()]
+    # lines 40 s apart: one connection while each extends it (the window is 60 s), then a reply
+    lines += [_compact(stamp(s + 0.25 * n), 40100 + n) for n in range(3) for s in range(0, 200, 40)]
+    lines += [_compact(stamp(200.5), 40100, reply=True)]
+    lines.sort(key=lambda line: json.loads(line)["time"])
+    one = write_lines(tmp_path / "one.jsonl", lines)
+    empty = write_lines(tmp_path / "empty.jsonl", [])
+    code, alone = run_json(capsys, "--format", "hubble", "--policies", PROPOSED, one)
+    merged_code, merged = run_json(capsys, "--format", "hubble", "--policies", PROPOSED, one, empty)
+    assert (code, alone) == (merged_code, merged)
+    # the recorded day's 4 web → api:8080 connections and one for each compact source port
+    assert [r["connections"] for r in alone["breaks"] if r["destination_port"] == "8080"] == [4 + 3]
+
+
+def test_times_with_an_offset_do_not_shift_utc_times_of_the_same_clock_minute() -> None:
+    """The raw-bytes time path caches a minute: only a UTC one, and the full parse decides the rest."""
+    from exporter.timeparse import parse_rfc3339_ns
+    from exporter.whatif.hubble_events import hubble_decoder
+
+    done: list[Connection] = []
+    tracker = HubbleTracker(3600.0, done.append)
+    decode = hubble_decoder(tracker.active, tracker.window_ns)
+    base = json.loads(hubble(WEB, API, 130.0, sport=40001, dport=8080, event="trace-from"))
+    times = ["2024-05-01T12:00:05.000000000+02:00", "2024-05-01T12:00:05.500000000Z",
+             "2024-05-01T12:00:07.250Z", "2024-05-01T12:00:07.500000000+02:00", "2024-05-01T12:00:07.750000001Z",
+             "2024-05-01T12:00:60.000000000Z", "2024-05-01T12:01:00Z"]
+    seen = []
+    for at in times:
+        obj = json.loads(json.dumps(base))
+        obj["time"] = obj["flow"]["time"] = at
+        event = decode(json.dumps(obj, separators=(",", ":")).encode())
+        if event is not None:
+            seen.append(event.time_ns)
+            tracker.add(event)
+    parsed = [parse_rfc3339_ns(at) for at in times]
+    assert seen == parsed and len(seen) == len(times)
+
+
 def test_calico_traffic_of_older_connections_is_listed_with_zero(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     lines = [calico(WEB, API, reporter="src", action="allow", started=0, port=8080),
