@@ -10,7 +10,8 @@ process, so other load on the shared cores skews them less):
     field-masked lines, lines filtered at the source by the shipped allowList/fieldMask (deploy/cilium),
     aggregated exporter lines, and the earlier dense mix;
   - jobs: `once` on 8 files, wall time of --jobs <cores> vs --jobs 1;
-  - series: 100k live series, render time and peak RSS (in a fresh subprocess);
+  - series: 100k live series, render time and peak RSS (in a fresh subprocess); then the same 100k series
+    plus a full pairing state (bench/pairing_memory.py, a fresh subprocess);
   - whatif: `whatif` with the seed's policies vs `once --jobs 1` on the same day-mix file, whole processes'
     CPU (bench/whatif_rate.py).
 Counts are checked against the floor scripts' ("identical").
@@ -257,6 +258,15 @@ def whatif_section(args: argparse.Namespace, tmp: str) -> None:
           f"(target >= 0.8); without start-up {without_start:.2f}x")
 
 
+def pairing_section() -> None:
+    """RSS at 100k series plus a full pairing state (issue 15 item 6), in a fresh process."""
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("pairing_memory.py"))], capture_output=True,
+                         text=True, check=True).stdout
+    print("pairing state at its bound (bench/pairing_memory.py):")
+    for line in out.splitlines():
+        print(f"  {line}")
+
+
 SECTIONS = ("calico", "hubble", "jobs", "series", "whatif")
 
 
@@ -284,6 +294,7 @@ def main() -> int:
             jobs_section(args, tmp)
         if "series" in only:
             series_section(args)
+            pairing_section()
         if "whatif" in only:
             whatif_section(args, tmp)
     print(f"this process peak RSS  : {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
