@@ -174,6 +174,23 @@ def aggregate_count(aggregate: _Aggregate) -> int:
     return total
 
 
+def l4_fields(l4: _L4 | None) -> tuple[str, int, int]:
+    """(protocol, source port, destination port or ICMP type); ("", 0, 0) without an L4 header."""
+    if l4 is None:
+        return "", 0, 0
+    if l4.TCP is not None:
+        return "TCP", l4.TCP.source_port, l4.TCP.destination_port
+    if l4.UDP is not None:
+        return "UDP", l4.UDP.source_port, l4.UDP.destination_port
+    if l4.SCTP is not None:
+        return "SCTP", l4.SCTP.source_port, l4.SCTP.destination_port
+    if l4.ICMPv4 is not None:
+        return "ICMPv4", 0, l4.ICMPv4.type
+    if l4.ICMPv6 is not None:
+        return "ICMPv6", 0, l4.ICMPv6.type
+    return "", 0, 0
+
+
 def reason_name(desc: str | int, number: int) -> str:
     """`drop_reason_desc`, else the name of the numeric `drop_reason` (contract: reason)."""
     if isinstance(desc, int):
@@ -234,20 +251,7 @@ def flow_record(flow: _Flow, envelope_node: str = "", envelope_time: str = "") -
             return None  # non-policy drops count nowhere
     direction = _DIRECTIONS.get(flow.traffic_direction, "unknown")
 
-    l4 = flow.l4
-    protocol = ""
-    sport = dport = 0
-    if l4 is not None:
-        if l4.TCP is not None:
-            protocol, sport, dport = "TCP", l4.TCP.source_port, l4.TCP.destination_port
-        elif l4.UDP is not None:
-            protocol, sport, dport = "UDP", l4.UDP.source_port, l4.UDP.destination_port
-        elif l4.SCTP is not None:
-            protocol, sport, dport = "SCTP", l4.SCTP.source_port, l4.SCTP.destination_port
-        elif l4.ICMPv4 is not None:
-            protocol, dport = "ICMPv4", l4.ICMPv4.type
-        elif l4.ICMPv6 is not None:
-            protocol, dport = "ICMPv6", l4.ICMPv6.type
+    protocol, sport, dport = l4_fields(flow.l4)
     ip = flow.IP
     src_ip, dst_ip = (ip.source, ip.destination) if ip is not None else ("", "")
 

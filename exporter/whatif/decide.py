@@ -75,10 +75,11 @@ class Deciding(Protocol):
     def allow_label(self, side: Any) -> str: ...
 
 
-class Decider:
-    def __init__(self, policies: Sequence[LoadedPolicy]) -> None:
-        self.policies = {p.policy.key: p for p in policies}
-        self.by_namespace = group_by_namespace([p.policy for p in policies])
+class CachingDecider:
+    """What every engine's decider shares: decisions cached per (source, destination, port, protocol),
+    and the connections no engine can decide (both ends outside the cluster, a pod without labels)."""
+
+    def __init__(self) -> None:
         self._cache: dict[tuple[Side, Side, int | None, str], Decision] = {}
 
     def decide(self, src: Side, dst: Side, port: int | None, protocol: str) -> Decision:
@@ -87,14 +88,26 @@ class Decider:
         if hit is None:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            hit = self._cache[key] = self._decide(src, dst, port, protocol)
+            if not src.is_pod and not dst.is_pod:
+                hit = Decision(reason="outside-cluster")
+            elif (src.is_pod and src.labels is None) or (dst.is_pod and dst.labels is None):
+                hit = Decision(reason="no-labels")
+            else:
+                hit = self._decide(src, dst, port, protocol)
+            self._cache[key] = hit
         return hit
 
     def _decide(self, src: Side, dst: Side, port: int | None, protocol: str) -> Decision:
-        if not src.is_pod and not dst.is_pod:
-            return Decision(reason="outside-cluster")
-        if (src.is_pod and src.labels is None) or (dst.is_pod and dst.labels is None):
-            return Decision(reason="no-labels")
+        raise NotImplementedError
+
+
+class Decider(CachingDecider):
+    def __init__(self, policies: Sequence[LoadedPolicy]) -> None:
+        super().__init__()
+        self.policies = {p.policy.key: p for p in policies}
+        self.by_namespace = group_by_namespace([p.policy for p in policies])
+
+    def _decide(self, src: Side, dst: Side, port: int | None, protocol: str) -> Decision:
         verdict = evaluate(self.by_namespace, _endpoint(src, "src"), _endpoint(dst, "dst"), port, protocol)
         if verdict.self_traffic:
             return Decision(self_traffic=True)

@@ -13,9 +13,18 @@ from typing import Any
 
 import msgspec
 
+from exporter.decoders.hubble import (
+    _IP,
+    _L4,
+    POLICY_DROP_REASONS,
+    VERDICT_NAMES,
+    _EventType,
+    l4_fields,
+    reason_name,
+)
 from exporter.decoders.hubble_names import peers_from_endpoints
 from exporter.decoders.jsondecode import typed_json_decoder
-from exporter.model import DecodeError
+from exporter.model import HUBBLE_L7, DecodeError
 from exporter.timeparse import parse_rfc3339_ns
 from exporter.whatif.events import (
     ALLOWED,
@@ -31,41 +40,8 @@ from exporter.whatif.events import (
 )
 from exporter.whatif.sides import Side, side_from_hubble
 
-# Hubble drop reasons that are policy decisions (the others say nothing about policies).
-POLICY_DROP_REASONS = frozenset({"POLICY_DENIED", "POLICY_DENY", "AUTH_REQUIRED", "133", "181", "189"})
-_DROP_REASON_NAMES = {133: "POLICY_DENIED", 181: "POLICY_DENY", 189: "AUTH_REQUIRED"}
 _PASSED = frozenset({"FORWARDED", "REDIRECTED", "AUDIT", "TRACED", "TRANSLATED"})
-_VERDICT_NAMES = {1: "FORWARDED", 2: "DROPPED", 3: "ERROR", 4: "AUDIT", 5: "REDIRECTED", 6: "TRACED", 7: "TRANSLATED"}
 _DIRECTIONS = {"INGRESS": INGRESS, "EGRESS": EGRESS, 1: INGRESS, 2: EGRESS}
-_L7 = 129
-
-
-class _EventType(msgspec.Struct, gc=False):
-    type: int = 0
-    sub_type: int = 0
-
-
-class _IP(msgspec.Struct, gc=False):
-    source: str = ""
-    destination: str = ""
-
-
-class _Ports(msgspec.Struct, gc=False):
-    source_port: int = 0
-    destination_port: int = 0
-
-
-class _ICMP(msgspec.Struct, gc=False):
-    type: int = 0
-
-
-class _L4(msgspec.Struct, gc=False):
-    TCP: _Ports | None = None
-    UDP: _Ports | None = None
-    SCTP: _Ports | None = None
-    ICMPv4: _ICMP | None = None
-    ICMPv6: _ICMP | None = None
-
 
 _EMPTY = msgspec.Raw(b"")
 
@@ -91,23 +67,6 @@ class _HubbleLine(_Flow, gc=False):
 
 
 _decode_hubble = typed_json_decoder(_HubbleLine)
-
-
-def _l4(l4: _L4 | None) -> tuple[str, int, int]:
-    """(protocol, source port, destination port or ICMP type); protocol "" when none."""
-    if l4 is None:
-        return "", 0, 0
-    if l4.TCP is not None:
-        return "TCP", l4.TCP.source_port, l4.TCP.destination_port
-    if l4.UDP is not None:
-        return "UDP", l4.UDP.source_port, l4.UDP.destination_port
-    if l4.SCTP is not None:
-        return "SCTP", l4.SCTP.source_port, l4.SCTP.destination_port
-    if l4.ICMPv4 is not None:
-        return "ICMPv4", 0, l4.ICMPv4.type
-    if l4.ICMPv6 is not None:
-        return "ICMPv6", 0, l4.ICMPv6.type
-    return "", 0, 0
 
 
 # A reply never counts: its line is skipped without decoding when compact protojson says so
@@ -136,24 +95,19 @@ def _decode_unmarked(line: bytes) -> Event | None:
         flow = msg  # the bare legacy flow object
     verdict = flow.verdict
     if isinstance(verdict, int):
-        verdict = _VERDICT_NAMES.get(verdict, "")
+        verdict = VERDICT_NAMES.get(verdict, "")
     event_type = flow.event_type.type if flow.event_type is not None else 0
     if verdict == "DROPPED":
-        if event_type == _L7:
+        if event_type == HUBBLE_L7:
             return None  # an L7 policy denied a request: the connection itself was allowed
-        reason = flow.drop_reason_desc
-        if isinstance(reason, int):
-            reason = _DROP_REASON_NAMES.get(reason, str(reason))
-        if not reason:
-            reason = _DROP_REASON_NAMES.get(flow.drop_reason, str(flow.drop_reason))
-        if reason not in POLICY_DROP_REASONS:
+        if reason_name(flow.drop_reason_desc, flow.drop_reason) not in POLICY_DROP_REASONS:
             return None  # dropped for another reason: says nothing about policies
         outcome = DENIED
     elif verdict in _PASSED:
         outcome = ALLOWED
     else:
         return None  # ERROR, or no verdict
-    protocol, sport, dport = _l4(flow.l4)
+    protocol, sport, dport = l4_fields(flow.l4)
     ip = flow.IP
     if not protocol or ip is None or not ip.source or not ip.destination:
         return None  # no 5-tuple: not a connection we can track

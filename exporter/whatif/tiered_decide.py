@@ -16,10 +16,9 @@ import ipaddress
 from exporter.naming import UNKNOWN
 from exporter.netpol.calico import NOT_EVALUATED, Peer, PolicySet, SideResult, evaluate
 from exporter.netpol.labels import Labels
-from exporter.whatif.decide import DEFAULT_ALLOW, RESERVED_PEERS, Decision
+from exporter.whatif.decide import DEFAULT_ALLOW, RESERVED_PEERS, CachingDecider, Decision
 from exporter.whatif.sides import Side
 
-_CACHE_LIMIT = 200_000
 ENGINE_REASONS = {
     "peer-ip": "no-ip",
     "host-endpoint": "reserved-peer",
@@ -41,27 +40,14 @@ def peer_of(side: Side, role: str) -> Peer:
     return Peer("pod", key, side.namespace, side.labels or Labels(), side.namespace_labels or Labels(), ip)
 
 
-class TieredDecider:
+class TieredDecider(CachingDecider):
     """`decide`, `deny_label` and `allow_label` as `exporter.whatif.decide.Decider` has them."""
 
     def __init__(self, policy_set: PolicySet) -> None:
+        super().__init__()
         self.policy_set = policy_set
-        self._cache: dict[tuple[Side, Side, int | None, str], Decision] = {}
-
-    def decide(self, src: Side, dst: Side, port: int | None, protocol: str) -> Decision:
-        key = (src, dst, port, protocol)
-        hit = self._cache.get(key)
-        if hit is None:
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            hit = self._cache[key] = self._decide(src, dst, port, protocol)
-        return hit
 
     def _decide(self, src: Side, dst: Side, port: int | None, protocol: str) -> Decision:
-        if not src.is_pod and not dst.is_pod:
-            return Decision(reason="outside-cluster")
-        if (src.is_pod and src.labels is None) or (dst.is_pod and dst.labels is None):
-            return Decision(reason="no-labels")
         source, destination = peer_of(src, "src"), peer_of(dst, "dst")
         if protocol.startswith("ICMP"):
             verdict = evaluate(self.policy_set, source, destination, None, protocol, icmp_type=port)
