@@ -109,7 +109,10 @@ class Pipeline:
             except DecodeError as exc:
                 invalid += 1
                 self.on_invalid(stats, where or stats.name, lineno, exc)
-            except Exception as exc:  # RecursionError, UnicodeDecodeError ...: the line's fault, not ours
+            except RecursionError:
+                invalid += 1
+                self.on_invalid(stats, where or stats.name, lineno, DecodeError("nested too deeply to decode"))
+            except Exception as exc:  # UnicodeDecodeError, a decoder bug ...: the line's fault, not the batch's
                 invalid += 1
                 self.on_invalid(stats, where or stats.name, lineno, DecodeError(f"{type(exc).__name__}: {exc}"))
         return decoded, read, invalid, read - invalid - len(decoded)

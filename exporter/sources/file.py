@@ -29,7 +29,6 @@ from typing import Any
 from exporter.pipeline import Pipeline
 from exporter.sources.base import Source
 from exporter.sources.checkpoint import Checkpoint
-from exporter.sources.guard import guard_decoder
 from exporter.sources.lines import LineSplitter
 from exporter.sources.metrics import source_metrics
 from exporter.sources.options import FileOptions
@@ -73,7 +72,6 @@ class FileSource(Source):
         self.metrics = source_metrics(pipeline)
         self.metrics.backlog_bytes[spec] = 0
         self.metrics.bytes_lost.setdefault(spec, 0)
-        guard_decoder(self.stats)
         self.checkpoint = Checkpoint(state_dir, spec, self.metrics) if state_dir else None
         if self.checkpoint:
             self.metrics.checkpoint_errors.setdefault(spec, 0)
