@@ -255,5 +255,4 @@ class FlowCounter:
 
     @property
     def pending(self) -> int:
-        return sum(times if isinstance(times, int) else len(times) for times in
-                   (1 if isinstance(t, int) else t for t in self._pending.values()))
+        return sum(1 if isinstance(times, int) else len(times) for times in self._pending.values())

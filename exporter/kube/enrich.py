@@ -67,7 +67,7 @@ class Enricher:
         if verdict is not _ALLOWED and not record.policies and record.reason == DEFAULT_DENY_REASON:
             named = self._default_deny(record.direction, src, src_pod, dst, dst_pod)
         elif ((verdict is not _ALLOWED and not record.policies and record.reason == _DENY_RULE_REASON)
-              or (verdict is _ALLOWED and getattr(record, "match_type", 0) >= 1
+              or (verdict is _ALLOWED and record.match_type >= 1
                   and record.policies in ((), (UNKNOWN_POLICY,)))):
             named = self._decided_names(record, src, src_pod, dst, dst_pod)
         if named:

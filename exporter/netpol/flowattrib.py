@@ -82,7 +82,7 @@ class PolicyFileAttributor:
             if record.policies or record.reason not in (DEFAULT_DENY_REASON, DENY_RULE_REASON):
                 return record
         elif verdict is Family.ALLOWED:
-            if getattr(record, "match_type", 0) < 1 or record.policies not in ((), (UNKNOWN_POLICY,)):
+            if record.match_type < 1 or record.policies not in ((), (UNKNOWN_POLICY,)):
                 return record
         else:
             return record
