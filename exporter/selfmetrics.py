@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import platform
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -10,6 +10,8 @@ from exporter import __version__
 from exporter.decoders import Decoder, get_decoder
 from exporter.exposition import MetricFamily
 from exporter.store import SeriesStore
+
+_PYTHON_VERSION = sys.version.split()[0]  # what platform.python_version() reads, without importing it
 
 
 @dataclass(eq=False)
@@ -66,7 +68,7 @@ class SelfMetrics:
     def families(self) -> Iterator[MetricFamily]:
         build = MetricFamily("netpol_exporter_build_info", "gauge", "Build information.",
                              ("version", "python_version"))
-        build.set(1, __version__, platform.python_version())
+        build.set(1, __version__, _PYTHON_VERSION)
         yield build
         sources = list(self.sources.values())
         for metric, attr, help_text in _COUNTERS:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 
 def load_yaml_mapping(path: str | Path, error: type[Exception]) -> dict[str, Any]:
     """The file's top-level mapping ({} for an empty file); raises `error` naming the file and problem."""
@@ -14,6 +12,8 @@ def load_yaml_mapping(path: str | Path, error: type[Exception]) -> dict[str, Any
         text = Path(path).read_text()
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
+    import yaml  # here, not at the top: commands without a YAML file start without it
+
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:

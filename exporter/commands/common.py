@@ -16,11 +16,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policies", action="append", metavar="PATH",
                         help="name the policies behind verdicts from these policy files or folders (repeatable; - "
                              "for stdin); excludes --kubeconfig")
-    from exporter.netpol.loading import add_namespace_argument
-    from exporter.netpol.policyinput import add_cni_argument
+    from exporter.netpol.arguments import add_policy_input_arguments
 
-    add_namespace_argument(parser)  # of --policies
-    add_cni_argument(parser)  # of --policies
+    add_policy_input_arguments(parser)  # --namespace, --cni
 
 
 def config_from_args(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Config:

@@ -83,9 +83,10 @@ def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     reporter = InvalidReporter()
     pipeline = Pipeline(config, on_invalid=reporter)
-    from exporter.netpol.flowattrib import attach_from_config
+    if config.policies:  # --policies: attribution from files (no cluster); the engine imported only then
+        from exporter.netpol.flowattrib import attach_from_config
 
-    attach_from_config(pipeline, config)  # --policies: attribution from files (no cluster)
+        attach_from_config(pipeline, config)
     enrichment = _start_enrichment(pipeline)
     outcomes: list[report.FileOutcome] = []
     for path in args.files:  # sources in command-line order, whatever the workers' order

@@ -30,11 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="NetworkPolicy/CiliumNetworkPolicy/CiliumClusterwideNetworkPolicy/Calico/AdminNetworkPolicy YAML "
         "file or folder, or - for stdin (repeatable); a kustomization folder is read or rendered",
     )
-    from exporter.netpol.loading import add_namespace_argument
-    from exporter.netpol.policyinput import add_cni_argument
+    from exporter.netpol.arguments import add_policy_input_arguments
 
-    add_namespace_argument(parser)
-    add_cni_argument(parser)
+    add_policy_input_arguments(parser)  # --namespace, --cni
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.epilog = ("exit status: 0 every probe's expect holds; 1 one does not; 2 invalid input (model or "
                      "policy file)")

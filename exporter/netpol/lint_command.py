@@ -21,11 +21,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="NetworkPolicy/CiliumNetworkPolicy/CiliumClusterwideNetworkPolicy/Calico/AdminNetworkPolicy YAML "
         "file or folder, or - for stdin (repeatable); a kustomization folder is read or rendered",
     )
-    from exporter.netpol.loading import add_namespace_argument
-    from exporter.netpol.policyinput import add_cni_argument
+    from exporter.netpol.arguments import add_policy_input_arguments
 
-    add_namespace_argument(parser)
-    add_cni_argument(parser)
+    add_policy_input_arguments(parser)  # --namespace, --cni
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
     parser.add_argument("--show-suppressed", action="store_true", help="also print findings a policy acknowledges")
     parser.epilog = ("exit status: 0 no error-severity finding; 1 an error finding; 2 invalid input (unreadable "

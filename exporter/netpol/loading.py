@@ -248,11 +248,5 @@ def collect_policies(docs: Sequence[Document], default_namespace: str | None = N
     return loaded
 
 
-def add_namespace_argument(parser: Any) -> None:
-    """`--namespace` for every command reading policy files: as kubectl, policies without one get it."""
-    parser.add_argument("--namespace", "-n", default="default", metavar="NS",
-                        help="namespace of policies without metadata.namespace (default: default, as kubectl)")
-
-
 def load_policies(paths: Iterable[str | Path], default_namespace: str | None = None) -> Loaded:
     return collect_policies(documents(paths), default_namespace)

@@ -22,7 +22,6 @@ from typing import Any
 from exporter.netpol.errors import InputError
 from exporter.netpol.loading import Document
 
-CNI_CHOICES = ("cilium", "calico")
 KUBERNETES_API = "networking.k8s.io/v1"
 CALICO_API = "projectcalico.org/v3"
 CILIUM_KINDS = ("CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy")
@@ -30,14 +29,6 @@ CALICO_KINDS = ("NetworkPolicy", "GlobalNetworkPolicy", "StagedNetworkPolicy", "
                 "StagedKubernetesNetworkPolicy", "Tier", "NetworkSet", "GlobalNetworkSet")
 ADMIN_KINDS = ("AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "ClusterNetworkPolicy")  # adminpolicy.KINDS
 TIERED, NETPOL = "tiered", "netpol"  # the two engines
-
-
-def add_cni_argument(parser: Any) -> None:
-    """`--cni` for every command reading policy files."""
-    parser.add_argument("--cni", choices=CNI_CHOICES, default=None,
-                        help="the cluster's CNI, whose semantics evaluate the policies: cilium or calico "
-                             "(default: plain Kubernetes semantics; Calico or Cilium kinds in the files "
-                             "choose it; mixing them is an error)")
 
 
 @dataclass(frozen=True)

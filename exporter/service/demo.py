@@ -85,11 +85,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policies", action="append", metavar="PATH",
                         help="policy files naming the policy behind each verdict (repeatable; default: the seed's "
                              "Temporal policies and the sandbox's Cilium policies shipped in exporter/data)")
-    from exporter.netpol.loading import add_namespace_argument
-    from exporter.netpol.policyinput import add_cni_argument
+    from exporter.netpol.arguments import add_policy_input_arguments
 
-    add_namespace_argument(parser)  # of --policies
-    add_cni_argument(parser)  # of --policies
+    add_policy_input_arguments(parser)  # --namespace, --cni
     add_logging_arguments(parser)
     parser.epilog = ("exit status: 0 stopped by SIGTERM, SIGINT or --duration; 1 cannot listen on the address; "
                      "2 usage error")

@@ -19,11 +19,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--staged", action="store_true",
                         help="Calico: the proposal is --policies with its staged policies enforced (stagedAction "
                              "Set adds or replaces, Delete removes); without it staged policies enforce nothing")
-    from exporter.netpol.loading import add_namespace_argument
-    from exporter.netpol.policyinput import add_cni_argument
+    from exporter.netpol.arguments import add_policy_input_arguments
 
-    add_namespace_argument(parser)
-    add_cni_argument(parser)
+    add_policy_input_arguments(parser)  # --namespace, --cni
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print {breaks, opens, not_evaluated} as JSON")
     output.add_argument("--markdown", action="store_true", help="print Markdown tables (for a pull-request comment)")
