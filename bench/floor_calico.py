@@ -114,7 +114,7 @@ def peer(kind: str | None, name: str | None, aggr: str | None, namespace: str | 
         aggr = aggr[:-1].rstrip("-")
     if kind == "wep":
         if name or aggr:
-            w = workload(name or aggr)  # type: ignore[arg-type]
+            w = workload(name or aggr)
         else:
             kv = dict(item.partition("=")[::2] for item in (labels.labels if labels else []))
             w = kv.get("app.kubernetes.io/name") or kv.get("app") or kv.get("k8s-app") or "unknown"

@@ -224,7 +224,7 @@ def count(lines: list[bytes]) -> dict[str, dict[tuple[str, ...], int]]:
         src, src_ns = peer(flow.source)
         dst, dst_ns = peer(flow.destination)
         port = str(dport) if dport and proto in ("TCP", "UDP", "SCTP") else ""
-        key = (policy, direction, src, src_ns, dst, dst_ns, port, proto)
+        key: tuple[str, ...] = (policy, direction, src, src_ns, dst, dst_ns, port, proto)
         if family != "allowed":
             key += (reason,)
         store = counters[family]
