@@ -26,7 +26,7 @@ from exporter.netpol.cilium import (
     PortProtocol,
 )
 from exporter.netpol.errors import PolicyInvalid
-from exporter.netpol.labels import OPERATORS, LabelSelector, Requirement, as_mapping
+from exporter.netpol.labels import LabelSelector, Requirement, as_mapping, parse_selector
 from exporter.netpol.policy import EGRESS, INGRESS, IPBlock, parse_network, valid_port_name
 
 _SOURCE_PREFIXES = ("k8s:", "any:")
@@ -88,38 +88,18 @@ def _normalize_key(key: Any, path: str) -> str:
     return key
 
 
+def _label_value(value: Any, path: str) -> str:
+    """Any string (Cilium labels are not held to Kubernetes' syntax); null reads as "" (as Go's JSON does)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise PolicyInvalid(path, f"label value must be a string, got {value!r}")
+    return value
+
+
 def parse_endpoint_selector(obj: Any, path: str) -> LabelSelector:
     """A Cilium EndpointSelector: a LabelSelector whose keys may carry a source prefix."""
-    sel = as_mapping(obj, path)
-    unknown = set(sel) - {"matchLabels", "matchExpressions"}
-    if unknown:
-        raise PolicyInvalid(path, f"unknown field(s) {sorted(unknown)} in an endpoint selector")
-    reqs: list[Requirement] = []
-    for key, value in as_mapping(sel.get("matchLabels"), f"{path}.matchLabels").items():
-        if value is None:
-            value = ""
-        if not isinstance(value, str):
-            raise PolicyInvalid(f"{path}.matchLabels.{key}", f"label value must be a string, got {value!r}")
-        reqs.append(Requirement(_normalize_key(key, f"{path}.matchLabels"), "In", frozenset([value])))
-    exprs = sel.get("matchExpressions") or []
-    if not isinstance(exprs, list):
-        raise PolicyInvalid(f"{path}.matchExpressions", "expected a list")
-    for i, expr in enumerate(exprs):
-        epath = f"{path}.matchExpressions[{i}]"
-        e = as_mapping(expr, epath)
-        key = _normalize_key(e.get("key"), f"{epath}.key")
-        op = e.get("operator")
-        if op not in OPERATORS:
-            raise PolicyInvalid(f"{epath}.operator", f"must be one of {', '.join(OPERATORS)}, got {op!r}")
-        values = e.get("values") or []
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise PolicyInvalid(f"{epath}.values", "expected a list of strings")
-        if op in ("In", "NotIn") and not values:
-            raise PolicyInvalid(f"{epath}.values", f"must be non-empty when operator is {op}")
-        if op in ("Exists", "DoesNotExist") and values:
-            raise PolicyInvalid(f"{epath}.values", f"must be empty when operator is {op}")
-        reqs.append(Requirement(key, op, frozenset(values)))
-    return LabelSelector(tuple(reqs))
+    return parse_selector(obj, path, _normalize_key, _label_value, "an endpoint selector")
 
 
 def _has_key(selector: LabelSelector, key: str) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,24 +153,29 @@ def as_mapping(obj: Any, path: str) -> Mapping[str, Any]:
     return obj
 
 
-def parse_selector(obj: Any, path: str) -> LabelSelector:
-    """Parse a LabelSelector object (`{}` or None-valued fields select everything)."""
+def parse_selector(obj: Any, path: str, key_of: Callable[[Any, str], str] = validate_label_key,
+                   value_of: Callable[[Any, str], str] = validate_label_value,
+                   kind: str = "a label selector") -> LabelSelector:
+    """Parse a LabelSelector object (`{}` or None-valued fields select everything).
+
+    `key_of` and `value_of` check (and may rewrite) each key and value: Kubernetes' label syntax by
+    default; Cilium's EndpointSelector passes its own (source prefixes, any string).
+    """
     sel = as_mapping(obj, path)
     unknown = set(sel) - {"matchLabels", "matchExpressions"}
     if unknown:
-        raise PolicyInvalid(path, f"unknown field(s) {sorted(unknown)} in a label selector")
+        raise PolicyInvalid(path, f"unknown field(s) {sorted(unknown)} in {kind}")
     reqs: list[Requirement] = []
     for key, value in as_mapping(sel.get("matchLabels"), f"{path}.matchLabels").items():
-        validate_label_key(key, f"{path}.matchLabels")
-        validate_label_value(value, f"{path}.matchLabels.{key}")
-        reqs.append(Requirement(key, "In", frozenset([value])))
+        name = key_of(key, f"{path}.matchLabels")
+        reqs.append(Requirement(name, "In", frozenset([value_of(value, f"{path}.matchLabels.{key}")])))
     exprs = sel.get("matchExpressions") or []
     if not isinstance(exprs, list):
         raise PolicyInvalid(f"{path}.matchExpressions", "expected a list")
     for i, expr in enumerate(exprs):
         epath = f"{path}.matchExpressions[{i}]"
         e = as_mapping(expr, epath)
-        key = validate_label_key(e.get("key"), f"{epath}.key")
+        key = key_of(e.get("key"), f"{epath}.key")
         op = e.get("operator")
         if op not in OPERATORS:
             raise PolicyInvalid(f"{epath}.operator", f"must be one of {', '.join(OPERATORS)}, got {op!r}")
@@ -181,7 +186,5 @@ def parse_selector(obj: Any, path: str) -> LabelSelector:
             raise PolicyInvalid(f"{epath}.values", f"must be non-empty when operator is {op}")
         if op in ("Exists", "DoesNotExist") and values:
             raise PolicyInvalid(f"{epath}.values", f"must be empty when operator is {op}")
-        for j, v in enumerate(values):
-            validate_label_value(v, f"{epath}.values[{j}]")
-        reqs.append(Requirement(key, op, frozenset(values)))
+        reqs.append(Requirement(key, op, frozenset(value_of(v, f"{epath}.values[{j}]") for j, v in enumerate(values))))
     return LabelSelector(tuple(reqs))

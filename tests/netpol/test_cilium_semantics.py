@@ -73,6 +73,23 @@ def test_invalid_objects_name_the_field(spec: dict[str, Any], path: str, message
     assert err.value.path == path and message in err.value.message
 
 
+def test_endpoint_selectors_share_the_label_selector_parser_with_cilium_keys_and_values() -> None:
+    from exporter.netpol.cilium_parse import parse_endpoint_selector
+    from exporter.netpol.labels import Requirement
+
+    selector = parse_endpoint_selector({"matchLabels": {"k8s:app": "web", "any:tier": None},
+                                        "matchExpressions": [{"key": "k8s:role", "operator": "In",
+                                                              "values": ["a b", "x"]}]}, "spec.endpointSelector")
+    assert selector.requirements == (Requirement("app", "In", frozenset({"web"})),
+                                     Requirement("tier", "In", frozenset({""})),  # null: Go's ""
+                                     Requirement("role", "In", frozenset({"a b", "x"})))  # any string
+    with pytest.raises(PolicyInvalid) as err:
+        parse_endpoint_selector({"matchExpressions": [{"key": "app", "operator": "In", "values": ["a", 3]}]}, "s")
+    assert err.value.path == "s.matchExpressions[0].values[1]" and "must be a string" in err.value.message
+    with pytest.raises(PolicyInvalid, match="in an endpoint selector"):
+        parse_endpoint_selector({"podSelector": {}}, "s")
+
+
 def test_ccnp_is_named_without_namespace_and_cnp_needs_one() -> None:
     ccnp = parse_cilium_policy({"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy",
                                 "metadata": {"name": "lockdown"}, "spec": {"endpointSelector": {}, "egress": [{}]}})
