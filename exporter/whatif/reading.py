@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from exporter.model import DecodeError
-from exporter.whatif.events import Event, Touch
+from exporter.whatif.events import TOUCHED, Event, Touch
 
 REPORT_FIRST = 5
 Decode = Callable[[bytes], Event | Touch | None]
@@ -94,8 +94,9 @@ def _replay_one(path: str, decode: Decode, add: Callable[[Any], None], stats: In
                     _invalid(stats, where, lineno, line, exc)
                     continue
                 if event is not None:
-                    add(event)
                     events += 1
+                    if event is not TOUCHED:  # already applied by the decoder: most lines of a long stream
+                        add(event)
     finally:
         stats.events += events
 
