@@ -53,6 +53,15 @@ class DeniedFlow(NamedTuple):
 InvalidHook = Callable[[SourceStats, str, int, DecodeError], None]
 
 
+def _line_error(exc: Exception) -> DecodeError:
+    """What a line's decoding raised, as the DecodeError that reports it."""
+    if isinstance(exc, DecodeError):
+        return exc
+    if isinstance(exc, RecursionError):
+        return DecodeError("nested too deeply to decode")
+    return DecodeError(f"{type(exc).__name__}: {exc}")
+
+
 class Pipeline:
     def __init__(self, config: Config | None = None, *, on_invalid: InvalidHook | None = None) -> None:
         self.config = config or Config()
@@ -106,15 +115,9 @@ class Pipeline:
                 record = decode(line)
                 if record is not None:
                     append(record)
-            except DecodeError as exc:
+            except Exception as exc:  # a DecodeError, UnicodeDecodeError, a decoder bug ...: the line's fault
                 invalid += 1
-                self.on_invalid(stats, where or stats.name, lineno, exc)
-            except RecursionError:
-                invalid += 1
-                self.on_invalid(stats, where or stats.name, lineno, DecodeError("nested too deeply to decode"))
-            except Exception as exc:  # UnicodeDecodeError, a decoder bug ...: the line's fault, not the batch's
-                invalid += 1
-                self.on_invalid(stats, where or stats.name, lineno, DecodeError(f"{type(exc).__name__}: {exc}"))
+                self.on_invalid(stats, where or stats.name, lineno, _line_error(exc))
         return decoded, read, invalid, read - invalid - len(decoded)
 
     def _tally(self, stats: SourceStats, decoded: list[Decoded], read: int, invalid: int,

@@ -88,7 +88,7 @@ class GroupResult:
     sources: list[SourceStats] = field(default_factory=list)
     series: dict[Family, dict[tuple[str, ...], float]] = field(default_factory=dict)
     folded: dict[Family, int] = field(default_factory=dict)
-    invalid_reported: dict[str, int] = field(default_factory=dict)
+    invalid_reported: dict[str, int] = field(default_factory=dict)  # a worker's; in-process groups report directly
     stderr: str = ""  # what a worker's counting printed there
 
 
@@ -110,7 +110,6 @@ def count_group(config: Config, count_file: CountFile, group: list[str], on_inva
         list(pipeline.self_metrics.sources.values()),
         {family: {key: entry[0] for key, entry in store.series.items()} for family, store in pipeline.stores.items()},
         {family: store.folded for family, store in pipeline.stores.items()},
-        dict(getattr(on_invalid, "per_file", {})),
     )
 
 
@@ -161,6 +160,7 @@ def _count_in_worker(index: int) -> GroupResult:
     try:
         result = count_group(config, count_file, groups[index], on_invalid, enrich)
         result.stderr = captured.getvalue()
+        result.invalid_reported = dict(getattr(on_invalid, "per_file", {}))
     finally:
         sys.stderr = previous
     return result

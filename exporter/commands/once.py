@@ -120,8 +120,6 @@ def main(args: argparse.Namespace) -> int:
         return 0
 
     count_files(pipeline, args.files, count_file, jobs=args.jobs or default_jobs(), on_invalid=reporter)
-    for outcome in outcomes:
-        outcome.error = outcome.stats.error or None
     reporter.summary()
     if enrichment is not None:
         enrichment.stop()

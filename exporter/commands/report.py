@@ -60,7 +60,10 @@ class FileOutcome:
 
     where: str
     stats: SourceStats
-    error: str | None = None
+
+    @property
+    def error(self) -> str | None:
+        return self.stats.error or None
 
     @property
     def nothing_valid(self) -> bool:

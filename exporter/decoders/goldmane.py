@@ -19,6 +19,7 @@ import msgspec
 from exporter.decoders.calico import POLICY_DENIED, calico_peer
 from exporter.decoders.calico_policies import PolicyHit, deciding_hit, policy_value
 from exporter.decoders.jsondecode import typed_json_decoder
+from exporter.decoders.numbers import unsigned
 from exporter.model import CALICO_FLOW, DecodeError, Family, FlowRecord
 from exporter.naming import port_label, protocol_label
 
@@ -134,9 +135,7 @@ def flow_record(flow: _Flow) -> FlowRecord | None:
     if action == "pass":
         return None  # a pass is decided by a later tier: not a verdict
     family = Family.ALLOWED if action == "allow" else Family.DROPPED
-    if flow.packets_in < 0 or flow.packets_out < 0:
-        raise DecodeError("negative packet count", "$.packets_in" if flow.packets_in < 0 else "$.packets_out")
-    packets = flow.packets_in + flow.packets_out
+    packets = unsigned(flow.packets_in, "$.packets_in") + unsigned(flow.packets_out, "$.packets_out")
     if packets <= 0:
         return None
     policies: tuple[str, ...] = ()

@@ -19,15 +19,13 @@ from exporter.counting import DEFAULT_DENY_REASON, UNKNOWN_POLICY
 from exporter.kube.state import ClusterState, PodInfo
 from exporter.model import CALICO_FLOW, Family, FlowRecord, Peer
 from exporter.naming import UNKNOWN, WORLD, pod_peer_name, workload_from_pod_name
-from exporter.netpol.cilium import CLUSTER_ENTITIES, parse_ip
+from exporter.netpol.cilium import CLUSTER_ENTITIES, NOT_POD_LABEL_PREFIXES, parse_ip
 from exporter.netpol.evaluator import Endpoint
 from exporter.netpol.labels import Labels
 from exporter.netpol.policy import EGRESS, INGRESS
 
 # Non-pod peers that may really be a pod the flow source could not name (no identity, masked fields).
 _ADDRESS_ONLY: Final = frozenset({WORLD, UNKNOWN})
-# Hubble identity labels that are not pod labels.
-_CILIUM_ONLY_PREFIXES: Final = ("io.cilium.k8s.", "io.kubernetes.pod.namespace")
 _CACHE_LIMIT: Final = 65536
 _ALLOWED: Final = Family.ALLOWED
 _DENY_RULE_REASON: Final = "POLICY_DENY"
@@ -41,7 +39,7 @@ def hubble_pod_labels(labels: tuple[str, ...]) -> Labels | None:
     for label in labels:
         if label.startswith("k8s:"):
             key, _, value = label[4:].partition("=")
-            if not key.startswith(_CILIUM_ONLY_PREFIXES):
+            if not key.startswith(NOT_POD_LABEL_PREFIXES):
                 out[key] = value
     return Labels(out) if out else None
 

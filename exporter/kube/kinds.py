@@ -211,8 +211,6 @@ def sinks(state: ClusterState) -> dict[str, Any]:
         PODS: PodSink(state),
         REPLICASETS: ReplicaSetSink(state),
         NAMESPACES: NamespaceSink(state),
-        NETWORKPOLICIES: NetworkPolicySink(state),
-        CNPS: NetworkPolicySink(state, POLICY_KIND_OF[CNPS]),
-        CCNPS: NetworkPolicySink(state, POLICY_KIND_OF[CCNPS]),
+        **{resource: NetworkPolicySink(state, kind) for resource, kind in POLICY_KIND_OF.items()},
         **{resource: TieredPolicySink(state, resource) for resource in TIERED_KINDS},
     }

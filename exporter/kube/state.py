@@ -34,7 +34,6 @@ from exporter.timeparse import parse_rfc3339_ns
 log = logging.getLogger("netpol_exporter.kube")
 
 POLICY_KIND: Final = "NetworkPolicy"
-POLICY_KINDS: Final = (POLICY_KIND, "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy")
 TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed"})
 # A CronJob names its Jobs `<cronjob>-<scheduled time in minutes since the epoch>`; accept times
 # from late 2011 on (22,000,000 min), above every YYYYMMDD date, so `migrate-20240101` keeps its name.
@@ -254,9 +253,7 @@ class ClusterState:
                       kind: str = POLICY_KIND) -> None:
         """Feed one policy to the engine and `policies` (the caller guards `index`)."""
         meta = obj.get("metadata") or {}
-        ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
-        if kind == "CiliumClusterwideNetworkPolicy":
-            ns = ""
+        ns, name = _policy_identity(obj, kind)
         key = PolicyIndex.invalid_key(kind, ns, name)
         parsed = index.upsert_policy(obj, kind)
         if parsed is None:
@@ -285,9 +282,10 @@ class ClusterState:
             old = self.policies
             fresh: dict[str, PolicyInfo] = {k: v for k, v in old.items() if v.kind != kind}
             for obj in items:
-                previous = old.get(_policy_key(obj, kind))
+                key = _policy_key(obj, kind)
+                previous = old.get(key)
                 if previous is not None:
-                    fresh[_policy_key(obj, kind)] = previous  # keeps changed_at for objects without timestamps
+                    fresh[key] = previous  # keeps changed_at for objects without timestamps
                 self._index_policy(index, obj, fresh, now, kind)
             for key, reason in self.index.invalid.items():  # invalid objects of the other kinds stay listed
                 if not key.startswith(f"{kind} ") and (kind != POLICY_KIND or " " in key):
@@ -383,11 +381,16 @@ class ClusterState:
             callback()
 
 
-def _policy_key(obj: dict[str, Any], kind: str = POLICY_KIND) -> str:
+def _policy_identity(obj: dict[str, Any], kind: str) -> tuple[str, str]:
+    """(namespace, name) of a policy object; a CiliumClusterwideNetworkPolicy has no namespace."""
     meta = obj.get("metadata") or {}
     ns = "" if kind == "CiliumClusterwideNetworkPolicy" else str(meta.get("namespace") or "")
-    name = str(meta.get("name") or "")
-    return PolicyIndex.invalid_key(kind, ns, name) if ns or kind != POLICY_KIND else f"/{name}"
+    return ns, str(meta.get("name") or "")
+
+
+def _policy_key(obj: dict[str, Any], kind: str = POLICY_KIND) -> str:
+    """The key of a policy in `ClusterState.policies` and in the index's `invalid`."""
+    return PolicyIndex.invalid_key(kind, *_policy_identity(obj, kind))
 
 
 def _isolates_somewhere(policy: Any, direction: str) -> bool:

@@ -75,9 +75,6 @@ class BasicAuth:
     def _digest(self, user: str, password: str) -> bytes:
         return hashlib.sha256(user.encode() + b"\0" + password.encode()).digest()
 
-    async def check(self, header: str | None) -> bool:
-        return await self.authenticate(header) is not None
-
     async def authenticate(self, header: str | None) -> str | None:
         """The user a valid `Authorization` header names, else None; raises AuthBusy when overloaded."""
         creds = parse_basic(header)

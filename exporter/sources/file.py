@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import io
 import logging
 import os
@@ -33,31 +32,21 @@ from exporter.sources.lines import LineSplitter
 from exporter.sources.metrics import source_metrics
 from exporter.sources.options import FileOptions
 from exporter.sources.rotation import (
+    FINGERPRINT_BYTES,
     Candidate,
     FileIdentity,
+    crc_prefix,
+    fd_samples,
+    fingerprint,
     locate,
-    read_up_to,
     rotation_chain,
-    samples_print,
     successors,
 )
 from exporter.sources.util import wait_stop
 
 log = logging.getLogger("netpol_exporter.sources.file")
-FINGERPRINT_BYTES = 256
-log = logging.getLogger("netpol_exporter.sources.file")
-FINGERPRINT_BYTES = 256
 OPEN_RETRIES = 3  # a successor renamed between listing and opening: list again
-_EMPTY_PRINT = hashlib.sha256(b"").hexdigest()[:16]  # the head fingerprint at offset 0
-
-
-def _fingerprint(fd: int, limit: int) -> str:
-    head = os.pread(fd, min(limit, FINGERPRINT_BYTES), 0)
-    return hashlib.sha256(head).hexdigest()[:16]
-
-
-def _samples(fd: int, offset: int) -> str:
-    return samples_print(lambda start, length: os.pread(fd, length, start), offset)
+_EMPTY_PRINT = fingerprint(b"")  # the head fingerprint at offset 0
 
 
 class FileSource(Source):
@@ -275,7 +264,7 @@ class FileSource(Source):
         self._stream, self._id, self._pos, self._lineno = stream, (candidate.dev, candidate.ino), 0, 0
         self._crc = 0
         self._stream_mtime_ns = candidate.mtime_ns
-        self._where, self._finishing = candidate.path, True
+        self._where = candidate.path  # the callers set _finishing
         self._splitter.reset()
         return True
 
@@ -338,14 +327,7 @@ class FileSource(Source):
             assert self._fd is not None
             self._pos = os.lseek(self._fd, offset, os.SEEK_SET)
             return
-        crc, remaining = 0, offset
-        while remaining > 0:
-            data = read_up_to(self._stream, min(remaining, self.opts.read_chunk_bytes))
-            if not data:
-                break
-            crc = zlib.crc32(data, crc)
-            remaining -= len(data)
-        self._pos, self._crc = offset - remaining, crc
+        self._crc, self._pos = crc_prefix(self._stream, offset, self.opts.read_chunk_bytes)
 
     def _resume(self) -> None:
         self._close_fd()  # restarted after a failure: start over from the checkpoint
@@ -384,16 +366,16 @@ class FileSource(Source):
 
     def _head_print(self, offset: int) -> str:
         if self._stream is not None:
-            return hashlib.sha256(self._head[:min(offset, FINGERPRINT_BYTES)]).hexdigest()[:16]
+            return fingerprint(self._head[:offset])
         assert self._fd is not None
-        return _fingerprint(self._fd, offset)
+        return fingerprint(os.pread(self._fd, min(offset, FINGERPRINT_BYTES), 0))
 
     def _identity(self) -> FileIdentity:
         offset = self._pos - len(self._splitter.partial)
         mtime_ns = os.fstat(self._fd).st_mtime_ns if self._fd is not None else self._stream_mtime_ns
         if self._fd is not None:
             return FileIdentity(self._id[0], self._id[1], offset, self._head_print(offset), mtime_ns,
-                                samples=_samples(self._fd, offset))
+                                samples=fd_samples(self._fd, offset))
         return FileIdentity(self._id[0], self._id[1], offset, self._head_print(offset), mtime_ns, crc=self._crc)
 
     def position(self) -> dict[str, Any] | None:
@@ -406,7 +388,7 @@ class FileSource(Source):
         if self._fd is not None:
             st = os.fstat(self._fd)
             data["size"], data["mtime_ns"] = st.st_size, st.st_mtime_ns
-            data["samples"] = _samples(self._fd, offset)
+            data["samples"] = fd_samples(self._fd, offset)
         else:
             data["mtime_ns"], data["crc"] = self._stream_mtime_ns, self._crc
         return data

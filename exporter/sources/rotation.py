@@ -81,6 +81,23 @@ def samples_print(read_at: Callable[[int, int], bytes], offset: int) -> str:
     return digest.hexdigest()[:16]
 
 
+def fd_samples(fd: int, offset: int) -> str:
+    """samples_print of a plain file's first `offset` bytes."""
+    return samples_print(lambda start, length: os.pread(fd, length, start), offset)
+
+
+def crc_prefix(stream: io.BufferedIOBase, length: int, chunk: int = 1 << 20) -> tuple[int, int]:
+    """(CRC-32, bytes read) of the stream's next `length` bytes: fewer read when it ends before."""
+    crc, remaining = 0, length
+    while remaining > 0:
+        data = read_up_to(stream, min(remaining, chunk))
+        if not data:
+            break
+        crc = zlib.crc32(data, crc)
+        remaining -= len(data)
+    return crc, length - remaining
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A file of the rotation chain: PATH itself or one of its backups."""
@@ -107,15 +124,9 @@ class Candidate:
 
     def crc(self, offset: int) -> int | None:
         """CRC-32 of the first `offset` bytes of the content (decompressed); None when it is shorter."""
-        crc, remaining = 0, offset
         with self._open() as stream:
-            while remaining > 0:
-                data = read_up_to(stream, min(remaining, 1 << 20))
-                if not data:
-                    return None
-                crc = zlib.crc32(data, crc)
-                remaining -= len(data)
-        return crc
+            crc, read = crc_prefix(stream, offset)
+        return crc if read == offset else None
 
     def samples(self, offset: int) -> str | None:
         """samples_print of the first `offset` bytes of the content; None when it is shorter."""
@@ -123,7 +134,7 @@ class Candidate:
             with open(self.path, "rb") as plain:
                 if os.fstat(plain.fileno()).st_size < offset:
                     return None
-                return samples_print(lambda start, length: os.pread(plain.fileno(), length, start), offset)
+                return fd_samples(plain.fileno(), offset)
         with self.open_stream() as stream:
             position = 0
 

@@ -40,7 +40,7 @@ def append(path: Path, data: bytes) -> None:
 async def run_until(source: FileSource, pipeline: Pipeline, expected: int) -> None:
     async with Running(source):
         await until(lambda: total(pipeline) >= expected, what=f"total {expected}")
-        await __import__("asyncio").sleep(0.15)  # anything counted twice would show now
+        await asyncio.sleep(0.15)  # anything counted twice would show now
 
 
 async def first_run(log: Path, state: Path, expected: int) -> None:
@@ -178,7 +178,7 @@ async def test_bytes_not_read_before_the_file_was_deleted_are_counted(tmp_path: 
         await until(lambda: total(pipeline) == 1)
         append(log, calico_line(2)[:40])  # a partial line: the checkpoint's offset stays before it
         await until(lambda: source.stats.read == 1 and source.metrics.backlog_bytes[source.spec] == 0)
-        await __import__("asyncio").sleep(0.1)
+        await asyncio.sleep(0.1)
     os.rename(log, tmp_path / "events-2026-12-04T10-00-00.000.log")
     log.write_bytes(lines(8))
     (tmp_path / "events-2026-12-04T10-00-00.000.log").unlink()
@@ -200,7 +200,7 @@ async def test_two_rotations_between_polls_read_the_middle_file(tmp_path: Path) 
         os.rename(log, tmp_path / "events-2026-12-04T10-00-05.000.log")
         log.write_bytes(lines(4))
         await until(lambda: total(pipeline) == 7, what="middle file and new file")
-        await __import__("asyncio").sleep(0.6)
+        await asyncio.sleep(0.6)
     assert total(pipeline) == 7 and source.stats.read == 3
 
 
