@@ -37,7 +37,7 @@ from exporter.netpol.calico.model import (
     protocol_number,
 )
 from exporter.netpol.errors import PolicyInvalid
-from exporter.netpol.labels import as_mapping, parse_selector
+from exporter.netpol.labels import as_list, as_mapping, parse_selector, whole_number
 from exporter.netpol.policy import IPNetwork, parse_network, valid_port_name
 
 API_V1ALPHA1 = "policy.networking.k8s.io/v1alpha1"
@@ -47,20 +47,6 @@ _PROTOCOLS = ("TCP", "UDP", "SCTP")
 
 # A converted rule's peer part: where it goes (source for ingress, destination for egress).
 _Peer = tuple[LabelMatcher | None, tuple[IPNetwork, ...], str | None]
-
-
-def _list(obj: Any, path: str) -> list[Any]:
-    if obj is None:
-        return []
-    if not isinstance(obj, list):
-        raise PolicyInvalid(path, f"expected a list, got {type(obj).__name__}")
-    return obj
-
-
-def _int(obj: Any, path: str, low: int, high: int) -> int:
-    if isinstance(obj, bool) or not isinstance(obj, int) or not low <= obj <= high:
-        raise PolicyInvalid(path, f"must be a whole number from {low} to {high}, got {obj!r}")
-    return obj
 
 
 def _pods(obj: Any, path: str) -> LabelMatcher:
@@ -98,7 +84,7 @@ def _peer(obj: Any, path: str, egress: bool) -> _Peer:
     if key == "nodes":
         return (HostsOnly(parse_selector(peer[key], f"{path}.nodes")), (), None)
     if key == "networks":
-        raw = _list(peer[key], f"{path}.networks")
+        raw = as_list(peer[key], f"{path}.networks") or []
         nets = tuple(parse_network(n, f"{path}.networks[{i}]") for i, n in enumerate(raw))
         if not nets:
             raise PolicyInvalid(f"{path}.networks", "must list at least one CIDR")
@@ -109,7 +95,7 @@ def _peer(obj: Any, path: str, egress: bool) -> _Peer:
 def _v1alpha1_ports(obj: Any, path: str) -> list[tuple[str | None, PortSpec | None]]:
     """ANP `ports`: portNumber, namedPort, portRange → (protocol, port) pairs."""
     pairs: list[tuple[str | None, PortSpec | None]] = []
-    for i, raw in enumerate(_list(obj, path)):
+    for i, raw in enumerate(as_list(obj, path) or []):
         at = f"{path}[{i}]"
         entry = as_mapping(raw, at)
         present = [k for k in ("portNumber", "namedPort", "portRange") if entry.get(k) is not None]
@@ -127,11 +113,11 @@ def _v1alpha1_ports(obj: Any, path: str) -> list[tuple[str | None, PortSpec | No
         if protocol not in _PROTOCOLS:
             raise PolicyInvalid(f"{at}.{key}.protocol", f"must be TCP, UDP or SCTP, got {protocol!r}")
         if key == "portNumber":
-            port = _int(spec.get("port"), f"{at}.portNumber.port", 1, 65535)
+            port = whole_number(spec.get("port"), f"{at}.portNumber.port", 1, 65535)
             pairs.append((protocol, PortSpec(port, port)))
         else:
-            start = _int(spec.get("start"), f"{at}.portRange.start", 1, 65535)
-            end = _int(spec.get("end"), f"{at}.portRange.end", 1, 65535)
+            start = whole_number(spec.get("start"), f"{at}.portRange.start", 1, 65535)
+            end = whole_number(spec.get("end"), f"{at}.portRange.end", 1, 65535)
             if end < start:
                 raise PolicyInvalid(f"{at}.portRange.end", f"must not be below start ({start}), got {end}")
             pairs.append((protocol, PortSpec(start, end)))
@@ -142,7 +128,7 @@ def _v1alpha2_protocols(obj: Any, path: str) -> list[tuple[str | None, PortSpec 
     """CNP `protocols`: tcp/udp/sctp with an optional destinationPort (number or range), or
     destinationNamedPort → (protocol, port) pairs."""
     pairs: list[tuple[str | None, PortSpec | None]] = []
-    for i, raw in enumerate(_list(obj, path)):
+    for i, raw in enumerate(as_list(obj, path) or []):
         at = f"{path}[{i}]"
         entry = as_mapping(raw, at)
         present = [k for k in ("tcp", "udp", "sctp", "destinationNamedPort") if entry.get(k) is not None]
@@ -158,12 +144,12 @@ def _v1alpha2_protocols(obj: Any, path: str) -> list[tuple[str | None, PortSpec 
         dest = as_mapping(as_mapping(entry[key], f"{at}.{key}").get("destinationPort"), f"{at}.{key}.destinationPort")
         where = f"{at}.{key}.destinationPort"
         if dest.get("number") is not None:
-            port = _int(dest["number"], f"{where}.number", 1, 65535)
+            port = whole_number(dest["number"], f"{where}.number", 1, 65535)
             pairs.append((key.upper(), PortSpec(port, port)))
         elif dest.get("range") is not None:
             rng = as_mapping(dest["range"], f"{where}.range")
-            start = _int(rng.get("start"), f"{where}.range.start", 1, 65535)
-            end = _int(rng.get("end"), f"{where}.range.end", 1, 65535)
+            start = whole_number(rng.get("start"), f"{where}.range.start", 1, 65535)
+            end = whole_number(rng.get("end"), f"{where}.range.end", 1, 65535)
             if end < start:
                 raise PolicyInvalid(f"{where}.range.end", f"must not be below start ({start}), got {end}")
             pairs.append((key.upper(), PortSpec(start, end)))
@@ -198,7 +184,7 @@ def _rules(raw: list[Any], path: str, egress: bool, v1alpha2: bool, actions: dic
         action = rule.get("action")
         if action not in actions:
             raise PolicyInvalid(f"{at}.action", f"must be {' or '.join(actions)}, got {action!r}")
-        peers = _list(rule.get(peers_key), f"{at}.{peers_key}")
+        peers = as_list(rule.get(peers_key), f"{at}.{peers_key}") or []
         if not peers:
             raise PolicyInvalid(f"{at}.{peers_key}", "must list at least one peer")
         parsed = [_peer(p, f"{at}.{peers_key}[{j}]", egress) for j, p in enumerate(peers)]
@@ -237,16 +223,16 @@ def parse_admin_policy(obj: Mapping[str, Any], source: str = "") -> Policy:
         tier, order, actions = BASELINE_TIER, None, {"Allow": ALLOW, "Deny": DENY}
     elif kind == "AdminNetworkPolicy":
         tier, actions = ADMIN_TIER, {"Allow": ALLOW, "Deny": DENY, "Pass": PASS}
-        order = float(_int(spec.get("priority"), "spec.priority", 0, 1000))
+        order = float(whole_number(spec.get("priority"), "spec.priority", 0, 1000))
     else:
         level = spec.get("tier")
         if level not in ("Admin", "Baseline"):
             raise PolicyInvalid("spec.tier", f"must be Admin or Baseline, got {level!r}")
         tier = KUBE_ADMIN_TIER if level == "Admin" else KUBE_BASELINE_TIER
         actions = {"Accept": ALLOW, "Deny": DENY, "Pass": PASS}
-        order = float(_int(spec.get("priority"), "spec.priority", 0, 1000))
-    ingress = _rules(_list(spec.get("ingress"), "spec.ingress"), "spec.ingress", False, v1alpha2, actions)
-    egress = _rules(_list(spec.get("egress"), "spec.egress"), "spec.egress", True, v1alpha2, actions)
+        order = float(whole_number(spec.get("priority"), "spec.priority", 0, 1000))
+    ingress = _rules(as_list(spec.get("ingress"), "spec.ingress") or [], "spec.ingress", False, v1alpha2, actions)
+    egress = _rules(as_list(spec.get("egress"), "spec.egress") or [], "spec.egress", True, v1alpha2, actions)
     types = frozenset(t for t, rules in (("Ingress", ingress), ("Egress", egress)) if rules)
     return Policy(
         kind=str(kind), name=name, namespace=None, tier=tier, order=order, selector=_subject(spec.get("subject")),

@@ -20,12 +20,11 @@ Not thread-safe: call it from one thread (the exporter's event loop).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.netpol.cilium import CILIUM_KINDS, CiliumPolicy
+from exporter.netpol.cilium import CILIUM_KINDS, CiliumPolicy, parse_ip
 from exporter.netpol.cilium_parse import parse_cilium_policy
 from exporter.netpol.errors import PolicyInvalid
 from exporter.netpol.evaluator import (
@@ -37,8 +36,8 @@ from exporter.netpol.evaluator import (
     rule_matches_peer,
     rule_matches_ports,
 )
-from exporter.netpol.labels import Labels, LabelSelector, freeze
-from exporter.netpol.policy import DIRECTIONS, INGRESS, IPAddress, NetworkPolicy, parse_policy
+from exporter.netpol.labels import Labels, freeze
+from exporter.netpol.policy import DIRECTIONS, INGRESS, NetworkPolicy, parse_policy
 
 AnyPolicy = NetworkPolicy | CiliumPolicy
 NETWORK_POLICY = "NetworkPolicy"
@@ -135,15 +134,6 @@ class Attribution:
         return ",".join(self.named)
 
 
-def _parse_ip(text: str | None) -> IPAddress | None:
-    if not text:
-        return None
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
 class PolicyIndex:
     """NetworkPolicies indexed by namespace, with cached selector matches."""
 
@@ -235,15 +225,6 @@ class PolicyIndex:
         labels = self._namespaces.get(name)
         return labels if labels is not None else Labels({NAMESPACE_NAME_LABEL: name})
 
-    def policies(self, namespace: str) -> tuple[AnyPolicy, ...]:
-        """The policies of a namespace (CLUSTER_SCOPE: the cluster-scoped ones)."""
-        bucket = self._policies.get(namespace)
-        return tuple(bucket.by_name.values()) if bucket else ()
-
-    def get(self, kind: str, namespace: str, name: str) -> AnyPolicy | None:
-        bucket = self._policies.get(CLUSTER_SCOPE if kind == "CiliumClusterwideNetworkPolicy" else namespace)
-        return bucket.by_name.get((kind, name)) if bucket else None
-
     def candidates(self, namespace: str, pod_labels: Mapping[str, str]) -> list[AnyPolicy]:
         """The policies that may select a pod of `namespace` with these labels."""
         found = []
@@ -256,7 +237,7 @@ class PolicyIndex:
     def pod_endpoint(self, namespace: str, labels: Mapping[str, str], ip: str | None = None,
                      ports: Sequence[ContainerPort] = ()) -> Endpoint:
         return Endpoint(key=f"{namespace}/?", namespace=namespace, labels=freeze(labels),
-                        namespace_labels=self.namespace_labels(namespace), ip=_parse_ip(ip), ports=tuple(ports))
+                        namespace_labels=self.namespace_labels(namespace), ip=parse_ip(ip), ports=tuple(ports))
 
     def decide(self, pod: Endpoint, other: Endpoint, direction: str, port: int | None,
                protocol: str) -> DirectionVerdict:
@@ -354,7 +335,7 @@ class PolicyIndex:
                            tuple(sorted(set(denying))))
 
     def _endpoint(self, peer: Peer) -> Endpoint:
-        ip = _parse_ip(peer.ip)
+        ip = parse_ip(peer.ip)
         if peer.namespace is None:
             return Endpoint(key=peer.ip or "", namespace=None, ip=ip, entity=peer.entity)
         return Endpoint(
@@ -365,10 +346,6 @@ class PolicyIndex:
             ip=ip,
             ports=tuple(peer.ports),
         )
-
-
-def specificity(selector: LabelSelector) -> int:
-    return selector.specificity
 
 
 def _isolates(policy: AnyPolicy, pod: Endpoint | None, labels: Labels, direction: str) -> bool:

@@ -31,7 +31,7 @@ from functools import lru_cache
 from typing import Any
 
 from exporter.netpol.labels import Labels, LabelSelector, freeze
-from exporter.netpol.policy import INGRESS, IPAddress, IPBlock
+from exporter.netpol.policy import INGRESS, IPAddress, IPBlock, port_in
 
 CNP = "CiliumNetworkPolicy"
 CCNP = "CiliumClusterwideNetworkPolicy"
@@ -40,6 +40,8 @@ API_VERSION = "cilium.io/v2"
 
 NAMESPACE_KEY = "io.kubernetes.pod.namespace"
 NAMESPACE_LABELS_PREFIX = "io.cilium.k8s.namespace.labels."
+# Hubble identity labels (after `k8s:`) that are not pod labels: the namespace, Cilium's bookkeeping.
+NOT_POD_LABEL_PREFIXES = ("io.cilium.k8s.", NAMESPACE_KEY)
 RESERVED_PREFIX = "reserved:"
 
 ENTITIES = ("all", "world", "world-ipv4", "world-ipv6", "cluster", "host", "remote-node", "kube-apiserver",
@@ -75,17 +77,7 @@ class PortProtocol:
     def matches(self, port: int | None, protocol: str, dst_ports: Sequence[Any]) -> bool:
         if protocol not in L4_PROTOCOLS or (self.protocol != "ANY" and self.protocol != protocol):
             return False
-        if self.port is None:
-            return True
-        if port is None:
-            return False
-        if isinstance(self.port, str):
-            return any(cp.name == self.port and cp.protocol == protocol and cp.port == port for cp in dst_ports)
-        return self.port <= port <= (self.end_port or self.port)
-
-    def describe(self) -> str:
-        port = "*" if self.port is None else (f"{self.port}-{self.end_port}" if self.end_port else str(self.port))
-        return f"{self.protocol}/{port}"
+        return port_in(self.port, self.end_port, port, protocol, dst_ports)
 
 
 @dataclass(frozen=True)

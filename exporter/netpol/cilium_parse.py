@@ -26,7 +26,7 @@ from exporter.netpol.cilium import (
     PortProtocol,
 )
 from exporter.netpol.errors import PolicyInvalid
-from exporter.netpol.labels import LabelSelector, Requirement, as_mapping, parse_selector
+from exporter.netpol.labels import LabelSelector, Requirement, as_list, as_mapping, parse_selector
 from exporter.netpol.policy import EGRESS, INGRESS, IPBlock, parse_network, valid_port_name
 
 _SOURCE_PREFIXES = ("k8s:", "any:")
@@ -132,21 +132,13 @@ def scope_peer_selector(selector: LabelSelector, namespace: str | None, subject:
     return _with(selector, Requirement(NAMESPACE_KEY, "In", frozenset([namespace])))
 
 
-def _list(obj: Any, path: str) -> list[Any] | None:
-    if obj is None:
-        return None
-    if not isinstance(obj, list):
-        raise PolicyInvalid(path, f"expected a list, got {type(obj).__name__}")
-    return obj
-
-
 def _cidr_blocks(entry: Mapping[str, Any], prefix: str, path: str) -> tuple[list[IPBlock] | None, list[str]]:
     blocks: list[IPBlock] | None = None
     undecidable: list[str] = []
-    plain = _list(entry.get(f"{prefix}CIDR"), f"{path}.{prefix}CIDR")
+    plain = as_list(entry.get(f"{prefix}CIDR"), f"{path}.{prefix}CIDR")
     if plain is not None:
         blocks = [IPBlock(parse_network(text, f"{path}.{prefix}CIDR[{i}]")) for i, text in enumerate(plain)]
-    sets = _list(entry.get(f"{prefix}CIDRSet"), f"{path}.{prefix}CIDRSet")
+    sets = as_list(entry.get(f"{prefix}CIDRSet"), f"{path}.{prefix}CIDRSet")
     if sets is not None:
         blocks = blocks or []
         for i, raw in enumerate(sets):
@@ -157,7 +149,7 @@ def _cidr_blocks(entry: Mapping[str, Any], prefix: str, path: str) -> tuple[list
                 continue
             network = parse_network(item.get("cidr"), f"{spath}.cidr")
             excepts = []
-            for j, text in enumerate(_list(item.get("except"), f"{spath}.except") or []):
+            for j, text in enumerate(as_list(item.get("except"), f"{spath}.except") or []):
                 exc = parse_network(text, f"{spath}.except[{j}]")
                 if exc.version != network.version or not exc.subnet_of(network):  # type: ignore[arg-type]
                     raise PolicyInvalid(f"{spath}.except[{j}]", f"{text!r} is not inside cidr {item.get('cidr')!r}")
@@ -195,13 +187,13 @@ def _parse_port(raw: Any, path: str) -> PortProtocol:
 
 
 def _parse_icmps(raw: Any, path: str) -> tuple[IcmpField, ...] | None:
-    items = _list(raw, path)
+    items = as_list(raw, path)
     if items is None:
         return None
     fields: list[IcmpField] = []
     for i, item in enumerate(items):
         ipath = f"{path}[{i}]"
-        for j, f in enumerate(_list(as_mapping(item, ipath).get("fields"), f"{ipath}.fields") or []):
+        for j, f in enumerate(as_list(as_mapping(item, ipath).get("fields"), f"{ipath}.fields") or []):
             fpath = f"{ipath}.fields[{j}]"
             fmap = as_mapping(f, fpath)
             family = fmap.get("family") or "IPv4"
@@ -230,14 +222,14 @@ def _parse_entry(raw: Any, direction: str, deny: bool, index: int, path: str, na
         raise PolicyInvalid(path, f"unknown field(s) {sorted(unknown)} in an {direction}{'Deny' if deny else ''} rule")
     peer = "from" if direction == INGRESS else "to"
     endpoints = None
-    raw_eps = _list(entry.get(f"{peer}Endpoints"), f"{path}.{peer}Endpoints")
+    raw_eps = as_list(entry.get(f"{peer}Endpoints"), f"{path}.{peer}Endpoints")
     if raw_eps is not None:
         endpoints = tuple(
             scope_peer_selector(parse_endpoint_selector(s, f"{path}.{peer}Endpoints[{i}]"), namespace,
                                 subject or LabelSelector())
             for i, s in enumerate(raw_eps))
     entities = None
-    raw_entities = _list(entry.get(f"{peer}Entities"), f"{path}.{peer}Entities")
+    raw_entities = as_list(entry.get(f"{peer}Entities"), f"{path}.{peer}Entities")
     if raw_entities is not None:
         for i, e in enumerate(raw_entities):
             if e not in ENTITIES:
@@ -247,7 +239,7 @@ def _parse_entry(raw: Any, direction: str, deny: bool, index: int, path: str, na
     undecidable += [f for f in sorted(_UNDECIDABLE) if entry.get(f) is not None]
     ports: list[PortProtocol] | None = None
     l7 = False
-    raw_ports = _list(entry.get("toPorts"), f"{path}.toPorts")
+    raw_ports = as_list(entry.get("toPorts"), f"{path}.toPorts")
     if raw_ports is not None:
         ports = []
         for i, pr in enumerate(raw_ports):
@@ -256,7 +248,7 @@ def _parse_entry(raw: Any, direction: str, deny: bool, index: int, path: str, na
             if any(port_rule.get(k) for k in ("rules", "serverNames", "listener", "terminatingTLS",
                                                 "originatingTLS")):
                 l7 = True
-            listed = _list(port_rule.get("ports"), f"{ppath}.ports")
+            listed = as_list(port_rule.get("ports"), f"{ppath}.ports")
             if not listed:
                 ports.append(PortProtocol("ANY"))
                 continue
@@ -291,12 +283,11 @@ def _parse_rule(raw: Any, path: str, namespace: str | None) -> tuple[CiliumRule,
     entries: list[CiliumEntry] = []
     for key, direction, deny in (("ingress", INGRESS, False), ("egress", EGRESS, False),
                                  ("ingressDeny", INGRESS, True), ("egressDeny", EGRESS, True)):
-        for i, item in enumerate(_list(spec.get(key), f"{path}.{key}") or []):
+        for i, item in enumerate(as_list(spec.get(key), f"{path}.{key}") or []):
             entry = _parse_entry(item, direction, deny, i, f"{path}.{key}[{i}]", namespace, written)
             entries.append(entry)
             for f in entry.undecidable:
-                field_name = f.split("[")[0] if "cidrGroup" not in f else "cidrGroupRef"
-                why = _UNDECIDABLE.get(field_name, "needs the cluster's CiliumCIDRGroups")
+                why = _UNDECIDABLE.get(f.split("[")[0], "needs the cluster's CiliumCIDRGroups")
                 notes.append((f"{path}.{key}[{i}].{f}", f"not evaluated offline: {why}"))
             if entry.l7:
                 notes.append((f"{path}.{key}[{i}].toPorts", "L7 rules: only their L4 part (ports) is evaluated"))
@@ -334,7 +325,7 @@ def parse_cilium_policy(obj: Any, default_namespace: str | None = None) -> Ciliu
     specs: list[tuple[str, Any]] = []
     if top.get("spec") is not None:
         specs.append(("spec", top["spec"]))
-    for i, item in enumerate(_list(top.get("specs"), "specs") or []):
+    for i, item in enumerate(as_list(top.get("specs"), "specs") or []):
         specs.append((f"specs[{i}]", item))
     if not specs:
         raise PolicyInvalid("spec", "a Cilium policy needs spec or specs")

@@ -21,7 +21,7 @@ from typing import Any
 
 from exporter.netpol.cilium import CiliumPolicy
 from exporter.netpol.labels import Labels
-from exporter.netpol.policy import EGRESS, INGRESS, IPAddress, NetworkPolicy, PolicyPeer, PolicyPort, Rule
+from exporter.netpol.policy import EGRESS, INGRESS, IPAddress, NetworkPolicy, PolicyPeer, PolicyPort, Rule, port_in
 
 
 @dataclass(frozen=True)
@@ -76,15 +76,7 @@ def peer_matches(peer: PolicyPeer, policy_namespace: str, other: Endpoint) -> bo
 
 def port_matches(spec: PolicyPort, port: int | None, protocol: str, dst_ports: Sequence[ContainerPort]) -> bool:
     """Whether a `ports` entry covers port/protocol; named ports resolve on the destination pod."""
-    if spec.protocol != protocol:
-        return False
-    if spec.port is None:
-        return True
-    if port is None:
-        return False
-    if isinstance(spec.port, str):
-        return any(cp.name == spec.port and cp.protocol == protocol and cp.port == port for cp in dst_ports)
-    return spec.port <= port <= (spec.end_port or spec.port)
+    return spec.protocol == protocol and port_in(spec.port, spec.end_port, port, protocol, dst_ports)
 
 
 def rule_matches_ports(rule: Rule, port: int | None, protocol: str, dst_ports: Sequence[ContainerPort]) -> bool:
@@ -132,7 +124,7 @@ class DirectionVerdict:
     def undecided(self) -> tuple[str, ...]:
         if self.outcome != UNDECIDED:
             return ()
-        return tuple(sorted(set(self.maybe_denying) | (set() if self.denying else set(self.maybe_allowing))))
+        return tuple(sorted({*self.maybe_denying, *self.maybe_allowing}))  # undecided: nothing denies for sure
 
 
 def evaluate_direction(

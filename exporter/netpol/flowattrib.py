@@ -100,14 +100,15 @@ class PolicyFileAttributor:
         return record
 
     def _name(self, record: FlowRecord) -> tuple[str, ...]:
+        src, dst = endpoint_of(record.source), endpoint_of(record.destination)
         if record.direction in (INGRESS, EGRESS):
-            return self._name_at(record, record.direction)
+            return self._name_at(record, record.direction, src, dst)
         # Direction unknown (field-masked exports): name only when exactly one side gives names.
-        at_dst, at_src = self._name_at(record, INGRESS), self._name_at(record, EGRESS)
+        at_dst, at_src = self._name_at(record, INGRESS, src, dst), self._name_at(record, EGRESS, src, dst)
         return at_dst or at_src if bool(at_dst) != bool(at_src) else ()
 
-    def _name_at(self, record: FlowRecord, direction: str) -> tuple[str, ...]:
-        src, dst = endpoint_of(record.source), endpoint_of(record.destination)
+    def _name_at(self, record: FlowRecord, direction: str, src: Endpoint | None,
+                 dst: Endpoint | None) -> tuple[str, ...]:
         pod, other = (dst, src) if direction == INGRESS else (src, dst)
         if pod is None or pod.namespace is None:
             return ()
@@ -153,7 +154,9 @@ def attach_policy_files(pipeline: Any, paths: Sequence[str], cni: str | None = N
     attributor = PolicyFileAttributor(policies)
     counter = pipeline.counter
     previous = counter.enrich
-    if previous is None:
+    if not policies:
+        pass  # it could name nothing: no hook on the per-flow path
+    elif previous is None:
         counter.enrich = attributor
     else:
         def chained(record: FlowRecord) -> FlowRecord:

@@ -153,6 +153,22 @@ def as_mapping(obj: Any, path: str) -> Mapping[str, Any]:
     return obj
 
 
+def as_list(obj: Any, path: str) -> list[Any] | None:
+    """A list, or None when absent; PolicyInvalid naming `path` for anything else."""
+    if obj is None:
+        return None
+    if not isinstance(obj, list):
+        raise PolicyInvalid(path, f"expected a list, got {type(obj).__name__}")
+    return obj
+
+
+def whole_number(obj: Any, path: str, low: int, high: int) -> int:
+    """An integer from `low` to `high` (not a boolean); PolicyInvalid naming `path` otherwise."""
+    if isinstance(obj, bool) or not isinstance(obj, int) or not low <= obj <= high:
+        raise PolicyInvalid(path, f"must be a whole number from {low} to {high}, got {obj!r}")
+    return obj
+
+
 def parse_selector(obj: Any, path: str, key_of: Callable[[Any, str], str] = validate_label_key,
                    value_of: Callable[[Any, str], str] = validate_label_value,
                    kind: str = "a label selector") -> LabelSelector:

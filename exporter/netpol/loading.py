@@ -115,7 +115,7 @@ def _documents_from_text(text: str, source: str) -> Iterator[Document]:
             if obj is None:
                 continue
             if isinstance(obj, Mapping) and obj.get("kind") == "List" and isinstance(obj.get("items"), list):
-                items_node = _child(node, "items")
+                items_node = child_node(node, "items")
                 for i, item in enumerate(obj["items"]):
                     item_node = items_node.value[i] if isinstance(items_node, yaml.SequenceNode) else None
                     yield Document(source, item, item_node, f"document {number}, items[{i}]")
@@ -129,7 +129,8 @@ def _documents_from_text(text: str, source: str) -> Iterator[Document]:
         loader.dispose()
 
 
-def _child(node: yaml.Node, key: str) -> yaml.Node | None:
+def child_node(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    """The value node of `key` in a YAML mapping node (None when absent or not a mapping)."""
     if isinstance(node, yaml.MappingNode):
         return next((v for k, v in node.value if getattr(k, "value", None) == key), None)
     return None

@@ -28,7 +28,7 @@ from exporter.netpol.cilium import CLUSTER_ENTITIES
 from exporter.netpol.errors import InputError, PolicyInvalid
 from exporter.netpol.evaluator import ContainerPort, Endpoint, Verdict, evaluate, group_by_namespace
 from exporter.netpol.labels import Labels, validate_label_key, validate_label_value
-from exporter.netpol.loading import AnyPolicy, Document, parse_any_policy, read_documents
+from exporter.netpol.loading import AnyPolicy, Document, child_node, parse_any_policy, read_documents
 from exporter.netpol.policy import PROTOCOLS
 
 
@@ -232,15 +232,9 @@ def inline_policy_documents(doc: Document) -> list[Document]:
     """The model's `policies:` entries as documents (for the tiered engine), located in the model file."""
     top = _mapping(doc, doc.obj, "")
     entries = _list(doc, top.get("policies"), "policies")
-    seq = _child_node(doc.node, "policies")
+    seq = child_node(doc.node, "policies")
     return [Document(doc.source, obj, seq.value[i] if isinstance(seq, yaml.SequenceNode) else None,
                      f"policies[{i}]") for i, obj in enumerate(entries)]
-
-
-def _child_node(node: yaml.Node | None, key: str) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        return next((v for k, v in node.value if getattr(k, "value", None) == key), None)
-    return None
 
 
 def parse_model(doc: Document, extra_policies: list[AnyPolicy] | None = None, policy_set: Any = None) -> Model:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from exporter.netpol.errors import PolicyInvalid
-from exporter.netpol.labels import LabelSelector, as_mapping, parse_selector
+from exporter.netpol.labels import LabelSelector, as_list, as_mapping, parse_selector
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -63,6 +64,19 @@ class PolicyPeer:
         if self.pod_selector is not None:
             parts.append(f"pods[{self.pod_selector.describe()}]")
         return " ∧ ".join(parts)
+
+
+def port_in(spec_port: int | str | None, end_port: int | None, port: int | None, protocol: str,
+            dst_ports: Sequence[Any]) -> bool:
+    """Whether `port` is what a ports entry names: every port (None), a port or range, or a named port
+    (resolved on the destination's container ports, which have `name`, `protocol` and `port`)."""
+    if spec_port is None:
+        return True
+    if port is None:
+        return False
+    if isinstance(spec_port, str):
+        return any(cp.name == spec_port and cp.protocol == protocol and cp.port == port for cp in dst_ports)
+    return spec_port <= port <= (end_port or spec_port)
 
 
 @dataclass(frozen=True)
@@ -132,14 +146,6 @@ class NetworkPolicy:
         return self.ingress if direction == INGRESS else self.egress
 
 
-def _list(obj: Any, path: str) -> list[Any] | None:
-    if obj is None:
-        return None
-    if not isinstance(obj, list):
-        raise PolicyInvalid(path, f"expected a list, got {type(obj).__name__}")
-    return obj
-
-
 def parse_network(text: Any, path: str) -> IPNetwork:
     """A CIDR; host bits set are read as the network (`10.0.0.1/8` → `10.0.0.0/8`)."""
     if not isinstance(text, str) or "/" not in text:
@@ -154,7 +160,7 @@ def _parse_ip_block(obj: Any, path: str) -> IPBlock:
     block = as_mapping(obj, path)
     network = parse_network(block.get("cidr"), f"{path}.cidr")
     excepts = []
-    for i, text in enumerate(_list(block.get("except"), f"{path}.except") or []):
+    for i, text in enumerate(as_list(block.get("except"), f"{path}.except") or []):
         epath = f"{path}.except[{i}]"
         exc = parse_network(text, epath)
         if exc.version != network.version or not exc.subnet_of(network) or exc.prefixlen <= network.prefixlen:  # type: ignore[arg-type]
@@ -217,8 +223,8 @@ def _parse_rule(obj: Any, direction: str, index: int, path: str) -> Rule:
     unknown = set(rule) - {peers_key, "ports"}
     if unknown:
         raise PolicyInvalid(path, f"unknown field(s) {sorted(unknown)} in an {direction} rule")
-    raw_peers = _list(rule.get(peers_key), f"{path}.{peers_key}")
-    raw_ports = _list(rule.get("ports"), f"{path}.ports")
+    raw_peers = as_list(rule.get(peers_key), f"{path}.{peers_key}")
+    raw_ports = as_list(rule.get("ports"), f"{path}.ports")
     peers = tuple(_parse_peer(p, f"{path}.{peers_key}[{i}]") for i, p in enumerate(raw_peers or []))
     ports = tuple(_parse_port(p, f"{path}.ports[{i}]") for i, p in enumerate(raw_ports or []))
     return Rule(
@@ -251,11 +257,11 @@ def parse_policy(obj: Any, default_namespace: str | None = None) -> NetworkPolic
     if "podSelector" not in spec:
         raise PolicyInvalid("spec.podSelector", "is required (use {} to select every pod)")
     pod_selector = parse_selector(spec.get("podSelector"), "spec.podSelector")
-    raw_ingress = _list(spec.get("ingress"), "spec.ingress") or []
-    raw_egress = _list(spec.get("egress"), "spec.egress") or []
+    raw_ingress = as_list(spec.get("ingress"), "spec.ingress") or []
+    raw_egress = as_list(spec.get("egress"), "spec.egress") or []
     ingress = tuple(_parse_rule(r, INGRESS, i, f"spec.ingress[{i}]") for i, r in enumerate(raw_ingress))
     egress = tuple(_parse_rule(r, EGRESS, i, f"spec.egress[{i}]") for i, r in enumerate(raw_egress))
-    types = _list(spec.get("policyTypes"), "spec.policyTypes") or []
+    types = as_list(spec.get("policyTypes"), "spec.policyTypes") or []
     for i, t in enumerate(types):
         if t not in ("Ingress", "Egress"):
             raise PolicyInvalid(f"spec.policyTypes[{i}]", f"must be Ingress or Egress, got {t!r}")

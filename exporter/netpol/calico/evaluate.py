@@ -113,13 +113,15 @@ def _nets_match(nets: tuple, peer: Peer) -> Match:
     return any(ip.version == n.version and ip in n for n in nets)
 
 
+_PROTOCOL_NAMES = {6: "TCP", 17: "UDP", 132: "SCTP"}  # a container port's protocol
+
+
 def _port_match(spec: PortSpec, port: int, protocol: int | None, peer: Peer) -> Match:
     if spec.name is None:
         return spec.low <= port <= spec.high
     if not peer.ports:
         return Unknown("named-port")
-    names = {6: "TCP", 17: "UDP", 132: "SCTP"}
-    return any(cp.name == spec.name and cp.port == port and cp.protocol == names.get(protocol or 0)
+    return any(cp.name == spec.name and cp.port == port and cp.protocol == _PROTOCOL_NAMES.get(protocol or 0)
                for cp in peer.ports)
 
 

@@ -1,4 +1,4 @@
-"""Calico-specific findings on a policy set, for `lint` to report (not wired in yet):
+"""Calico-specific findings on a policy set, which `lint` reports:
 
 - `tier-without-pass`: a tier whose defaultAction is Deny and whose policies have no trailing catch-all
   Pass or Allow for the endpoints they select: whatever its rules do not decide is dropped at the end

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Protocol
 
@@ -231,11 +231,6 @@ class PortSpec:
     high: int = 0
     name: str | None = None
 
-    def describe(self) -> str:
-        if self.name is not None:
-            return self.name
-        return str(self.low) if self.low == self.high else f"{self.low}:{self.high}"
-
 
 @dataclass(frozen=True)
 class EntityMatch:
@@ -390,10 +385,6 @@ class PolicySet:
             if staged.staged_action == "Delete":
                 current.pop(staged.identity, None)
             else:
-                kind = staged.kind.removeprefix("Staged")
-                current[staged.identity] = Policy(
-                    kind, staged.name, staged.namespace, staged.tier, staged.order, staged.selector,
-                    staged.ingress, staged.egress, staged.types, staged.label, staged.source,
-                    None, staged.host_only, staged.service_account_selector,
-                )
+                current[staged.identity] = replace(staged, kind=staged.kind.removeprefix("Staged"),
+                                                   staged_action=None)
         return PolicySet(dict(self.tiers), list(current.values()), [], list(self.network_sets), list(self.warnings))

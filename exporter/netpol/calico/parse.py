@@ -31,7 +31,7 @@ from exporter.netpol.calico.model import (
 )
 from exporter.netpol.calico.selector import Selector, SelectorError, parse
 from exporter.netpol.errors import PolicyInvalid
-from exporter.netpol.labels import Labels, as_mapping, validate_label_key, validate_label_value
+from exporter.netpol.labels import Labels, as_list, as_mapping, validate_label_key, validate_label_value, whole_number
 from exporter.netpol.policy import IPNetwork, NetworkPolicy, parse_network, parse_policy, valid_port_name
 from exporter.netpol.policy import Rule as KubeRule
 
@@ -50,14 +50,6 @@ _ENTITY_KEYS = frozenset({
     "nets", "notNets", "selector", "notSelector", "namespaceSelector", "ports", "notPorts",
     "serviceAccounts", "services",
 })
-
-
-def _list(obj: Any, path: str) -> list[Any]:
-    if obj is None:
-        return []
-    if not isinstance(obj, list):
-        raise PolicyInvalid(path, f"expected a list, got {type(obj).__name__}")
-    return obj
 
 
 def _check_keys(obj: Mapping[str, Any], allowed: frozenset[str], path: str) -> None:
@@ -89,16 +81,10 @@ def _namespace(meta: Mapping[str, Any], default_namespace: str | None) -> str:
     return namespace
 
 
-def _number(obj: Any, path: str, low: int, high: int) -> int:
-    if isinstance(obj, bool) or not isinstance(obj, int) or not low <= obj <= high:
-        raise PolicyInvalid(path, f"must be a whole number from {low} to {high}, got {obj!r}")
-    return obj
-
-
 def parse_port(obj: Any, path: str) -> PortSpec:
     """`80`, `"8080:8090"` (inclusive range) or a named port."""
     if isinstance(obj, int) and not isinstance(obj, bool):
-        port = _number(obj, path, 0, 65535)
+        port = whole_number(obj, path, 0, 65535)
         return PortSpec(port, port)
     if isinstance(obj, str):
         low_text, colon, high_text = obj.partition(":")
@@ -132,19 +118,19 @@ def _icmp(obj: Any, path: str, protocol: int | None) -> tuple[int | None, int | 
     _check_keys(spec, frozenset({"type", "code"}), path)
     if protocol not in (1, 58):
         raise PolicyInvalid(path, "needs protocol ICMP or ICMPv6")
-    icmp_type = None if spec.get("type") is None else _number(spec.get("type"), f"{path}.type", 0, 254)
-    code = None if spec.get("code") is None else _number(spec.get("code"), f"{path}.code", 0, 255)
+    icmp_type = None if spec.get("type") is None else whole_number(spec.get("type"), f"{path}.type", 0, 254)
+    code = None if spec.get("code") is None else whole_number(spec.get("code"), f"{path}.code", 0, 255)
     if code is not None and icmp_type is None:
         raise PolicyInvalid(f"{path}.code", "may only be given with a type")
     return (icmp_type, code)
 
 
 def _ports(obj: Any, path: str) -> tuple[PortSpec, ...]:
-    return tuple(parse_port(p, f"{path}[{i}]") for i, p in enumerate(_list(obj, path)))
+    return tuple(parse_port(p, f"{path}[{i}]") for i, p in enumerate(as_list(obj, path) or []))
 
 
 def _nets(obj: Any, path: str) -> tuple[IPNetwork, ...]:
-    return tuple(parse_network(n, f"{path}[{i}]") for i, n in enumerate(_list(obj, path)))
+    return tuple(parse_network(n, f"{path}[{i}]") for i, n in enumerate(as_list(obj, path) or []))
 
 
 def _entity(obj: Any, path: str, namespace: str | None, protocol: int | None) -> EntityMatch:
@@ -166,7 +152,7 @@ def _entity(obj: Any, path: str, namespace: str | None, protocol: int | None) ->
     if entity.get("serviceAccounts") is not None:
         sa = as_mapping(entity["serviceAccounts"], f"{path}.serviceAccounts")
         _check_keys(sa, frozenset({"names", "selector"}), f"{path}.serviceAccounts")
-        names = _list(sa.get("names"), f"{path}.serviceAccounts.names")
+        names = as_list(sa.get("names"), f"{path}.serviceAccounts.names") or []
         if names:
             sa_names = frozenset(str(n) for n in names)
         if sa.get("selector"):
@@ -218,7 +204,7 @@ def parse_rule(obj: Any, index: int, path: str, namespace: str | None) -> Rule:
 
 def _types(spec: Mapping[str, Any], has_ingress: bool, has_egress: bool) -> frozenset[str]:
     """`types`, defaulted as Calico defaults it (api/pkg/defaults/networkpolicy.go)."""
-    types = _list(spec.get("types"), "spec.types")
+    types = as_list(spec.get("types"), "spec.types") or []
     for i, t in enumerate(types):
         if t not in ("Ingress", "Egress"):
             raise PolicyInvalid(f"spec.types[{i}]", f"must be Ingress or Egress, got {t!r}")
@@ -269,8 +255,8 @@ def parse_calico_policy(obj: Mapping[str, Any], default_namespace: str | None, s
     if spec.get("serviceAccountSelector"):
         sa_text = spec["serviceAccountSelector"]
         sa_selector = parse_selector(sa_text, "spec.serviceAccountSelector").for_service_accounts()
-    raw_in = _list(spec.get("ingress"), "spec.ingress")
-    raw_out = _list(spec.get("egress"), "spec.egress")
+    raw_in = as_list(spec.get("ingress"), "spec.ingress") or []
+    raw_out = as_list(spec.get("egress"), "spec.egress") or []
     ingress = tuple(parse_rule(r, i, f"spec.ingress[{i}]", namespace) for i, r in enumerate(raw_in))
     egress = tuple(parse_rule(r, i, f"spec.egress[{i}]", namespace) for i, r in enumerate(raw_out))
     staged_action = _staged_action(kind, spec)

@@ -17,7 +17,7 @@ inside a `namespaceSelector` it means "not namespaced" (see `Selector.for_namesp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 MAX_LABEL_LENGTH = 512
@@ -169,7 +169,6 @@ def _check_length(text: str, pos: int, label: str) -> None:
 
 # --- AST: each node is a predicate over a label mapping --------------------------------------------
 
-Predicate = Callable[[Mapping[str, str]], bool]
 
 
 @dataclass(frozen=True)
