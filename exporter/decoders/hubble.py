@@ -157,7 +157,7 @@ _VERDICT_FAMILY: Final = {
     "DROPPED": Family.DROPPED,
     "AUDIT": Family.AUDIT,
 }
-_DIRECTIONS: Final = {"INGRESS": "ingress", "EGRESS": "egress", 1: "ingress", 2: "egress"}
+DIRECTIONS: Final = {"INGRESS": "ingress", "EGRESS": "egress", 1: "ingress", 2: "egress"}
 # Drop reasons that are policy decisions; their drop events twin a DROPPED policy verdict.
 POLICY_DROP_REASONS: Final = frozenset({"POLICY_DENIED", "POLICY_DENY", "AUTH_REQUIRED"})
 L7_POLICY_DENIED: Final = "L7_POLICY_DENIED"
@@ -249,7 +249,7 @@ def flow_record(flow: _Flow, envelope_node: str = "", envelope_time: str = "") -
         reason = reason_name(flow.drop_reason_desc, number) if family is not Family.ALLOWED else ""
         if event_type in (HUBBLE_DROP, HUBBLE_UNTYPED_DROP) and reason not in POLICY_DROP_REASONS:
             return None  # non-policy drops count nowhere
-    direction = _DIRECTIONS.get(flow.traffic_direction, "unknown")
+    direction = DIRECTIONS.get(flow.traffic_direction, "unknown")
 
     protocol, sport, dport = l4_fields(flow.l4)
     ip = flow.IP

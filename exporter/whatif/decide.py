@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from exporter.decoders.hubble_names import RESERVED_NAMES
 from exporter.naming import UNKNOWN, WORLD
-from exporter.netpol.evaluator import DirectionVerdict, Endpoint, evaluate, group_by_namespace
+from exporter.netpol.attribution import most_specific
+from exporter.netpol.evaluator import UNDECIDED, DirectionVerdict, Endpoint, evaluate, group_by_namespace
 from exporter.netpol.labels import Labels
 from exporter.netpol.loading import LoadedPolicy
 from exporter.netpol.policy import NetworkPolicy
@@ -43,7 +44,6 @@ DEFAULT_ALLOW = "default-allow"
 # Peers outside the pods that are no address on the internet: the node, the API server, health checks ...
 RESERVED_PEERS = frozenset(RESERVED_NAMES.values()) - {WORLD, UNKNOWN}
 _CACHE_LIMIT = 200_000
-_HAS_ENTITY = "entity" in getattr(Endpoint, "__dataclass_fields__", {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +119,7 @@ class Decider(CachingDecider):
 
     def _reason(self, side: DirectionVerdict, other: Side, protocol: str) -> str:
         """Why this end's decision cannot be trusted offline, or ""."""
-        if not side.isolated and not getattr(side, "denying", ()):
+        if not side.isolated and not side.denying:
             return ""
         if not other.is_pod:
             if other.name == UNKNOWN:
@@ -128,8 +128,8 @@ class Decider(CachingDecider):
                 return "reserved-peer"  # else the internet, or a Calico NetworkSet: matched by address
             if not other.ip:
                 return "no-ip"
-        if getattr(side, "outcome", "") == "undecided":
-            return self._rule_reason(getattr(side, "undecided", ()) or side.isolating)
+        if side.outcome == UNDECIDED:
+            return self._rule_reason(side.undecided or side.isolating)
         if side.allowed:
             return "l7-rule" if any(_has_l7(self._doc(k)) for k in side.allowing) else ""
         if any(_has_named_port(self.policies[k].policy, side.direction, protocol)
@@ -151,14 +151,12 @@ class Decider(CachingDecider):
 
     def deny_label(self, side: DirectionVerdict) -> str:
         """The policy to name for a denial: the denying policies, else the most specific isolating ones."""
-        denying = getattr(side, "denying", ())
-        if denying:
-            return ",".join(sorted(denying))
+        if side.denying:
+            return ",".join(sorted(side.denying))
         isolating = [self.policies[k].policy for k in side.isolating if k in self.policies]
         if not isolating:
             return ",".join(side.isolating)
-        top = max(_specificity(p) for p in isolating)
-        return ",".join(sorted(p.key for p in isolating if _specificity(p) == top))
+        return ",".join(most_specific(isolating))
 
     @staticmethod
     def allow_label(side: DirectionVerdict) -> str:
@@ -168,17 +166,12 @@ class Decider(CachingDecider):
 def _endpoint(side: Side, role: str) -> Endpoint:
     ip = ipaddress.ip_address(side.ip) if side.ip else None
     if not side.is_pod:
-        extra: dict[str, Any] = {"entity": side.name} if _HAS_ENTITY else {}  # Cilium's reserved identities
-        return Endpoint(key=side.ip or f"{side.name}#{role}", namespace=None, ip=ip, **extra)
+        return Endpoint(key=side.ip or f"{side.name}#{role}", namespace=None, ip=ip,
+                        entity=side.name)  # Cilium's reserved identities
     # the same address is the same pod (self-traffic); without one, the two ends are told apart
     return Endpoint(key=f"{side.namespace}/{side.ip}" if side.ip else f"{side.namespace}/{side.name}#{role}",
                     namespace=side.namespace, labels=side.labels or Labels(),
                     namespace_labels=side.namespace_labels or Labels(), ip=ip)
-
-
-def _specificity(policy: Any) -> int:
-    value = getattr(policy, "specificity", None)
-    return int(value) if value is not None else policy.pod_selector.specificity
 
 
 def _has_named_port(policy: Any, direction: str, protocol: str) -> bool:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from exporter.naming import port_label
+from exporter.naming import PORT_PROTOCOLS
 from exporter.whatif.sides import Side
 
 ALLOWED = "allowed"
 DENIED = "denied"
 EGRESS = "egress"
 INGRESS = "ingress"
-PORT_PROTOCOLS = frozenset({"TCP", "UDP", "SCTP"})
 # ICMP reply type → its request's type, to recognise replies when `is_reply` is absent.
 _ICMP_REQUEST = {("ICMPv4", 0): 8, ("ICMPv4", 14): 13, ("ICMPv6", 129): 128}
 
@@ -42,10 +41,6 @@ class Event(NamedTuple):
     started: int = 1
     reporter: str = ""  # "src" | "dst"
     end_ns: int = 0
-
-    @property
-    def port_label(self) -> str:
-        return port_label(self.protocol, self.port)
 
 
 _NOBODY = Side("", "", None, None, "")

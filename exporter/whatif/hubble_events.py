@@ -16,6 +16,7 @@ import msgspec
 from exporter.decoders.hubble import (
     _IP,
     _L4,
+    DIRECTIONS,
     POLICY_DROP_REASONS,
     VERDICT_NAMES,
     _EventType,
@@ -25,12 +26,10 @@ from exporter.decoders.hubble import (
 from exporter.decoders.hubble_names import peers_from_endpoints
 from exporter.decoders.jsondecode import typed_json_decoder
 from exporter.model import HUBBLE_L7, DecodeError
-from exporter.timeparse import parse_rfc3339_ns
+from exporter.timeparse import _SCALE, parse_rfc3339_ns
 from exporter.whatif.events import (
     ALLOWED,
     DENIED,
-    EGRESS,
-    INGRESS,
     PORT_PROTOCOLS,
     REPLY,
     TOUCHED,
@@ -41,7 +40,6 @@ from exporter.whatif.events import (
 from exporter.whatif.sides import Side, side_from_hubble
 
 _PASSED = frozenset({"FORWARDED", "REDIRECTED", "AUDIT", "TRACED", "TRANSLATED"})
-_DIRECTIONS = {"INGRESS": INGRESS, "EGRESS": EGRESS, 1: INGRESS, 2: EGRESS}
 
 _EMPTY = msgspec.Raw(b"")
 
@@ -135,7 +133,7 @@ def _decode_unmarked(line: bytes) -> Event | None:
         dport if protocol in PORT_PROTOCOLS else None,
         time_ns,
         outcome,
-        _DIRECTIONS.get(flow.traffic_direction, "") if outcome == DENIED else "",
+        DIRECTIONS.get(flow.traffic_direction, "") if outcome == DENIED else "",
         (ip.source, sport, ip.destination, dport, protocol),
         flow.is_reply,
     )
@@ -145,7 +143,6 @@ def _decode_unmarked(line: bytes) -> Event | None:
 _SIDES_CACHE_SIZE = 50_000
 _sides: dict[tuple[bytes, bytes, str, str], tuple[Side, Side]] = {}
 _last_second: list[Any] = ["", 0]  # the last UTC "YYYY-MM-DDTHH:MM:SS" parsed and its epoch second
-_SCALE = tuple(10 ** (9 - n) for n in range(10))
 
 
 def _time_ns(value: str) -> int:
@@ -164,15 +161,15 @@ def _time_ns(value: str) -> int:
 # from the raw bytes and, when the tracker holds that connection, the line is not decoded further.
 # Anything else takes the full path. Compact protojson, as Cilium's exporter and `hubble observe -o json`
 # write it (time, uuid, verdict, ethernet, IP, l4 in that order), is read in one match from the line's start:
+# `IP` then `l4`: the 5-tuple's raw bytes (group 1, a cache key), addresses, protocol and ports
+_IP_L4 = (rb'"IP":\{"source":"(([^"]+)","destination":"([^"]+)"[^}]*\},'
+          rb'"l4":\{"(TCP|UDP|SCTP)":\{"source_port":(\d+),"destination_port":(\d+))')
 _COMPACT = re.compile(
     rb'\{"flow":\{"time":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{1,9})Z",(?:"uuid":"[^"]*",)?'
-    rb'"verdict":"FORWARDED",(?:"ethernet":\{[^}]*\},)?'
-    rb'"IP":\{"source":"(([^"]+)","destination":"([^"]+)"[^}]*\},'
-    rb'"l4":\{"(TCP|UDP|SCTP)":\{"source_port":(\d+),"destination_port":(\d+))')
+    rb'"verdict":"FORWARDED",(?:"ethernet":\{[^}]*\},)?' + _IP_L4)
 # other field orders by searching: a passed verdict near the start, `l4` right after `IP`, the flow's `time` first
 _IP_KEY = b'"IP":{"source":"'
-_FAST_5TUPLE = re.compile(rb'"IP":\{"source":"(([^"]+)","destination":"([^"]+)"[^}]*\},'
-                          rb'"l4":\{"(TCP|UDP|SCTP)":\{"source_port":(\d+),"destination_port":(\d+))')
+_FAST_5TUPLE = re.compile(_IP_L4)
 _TIME_KEY = b'"time":"'
 _FORWARDED = b'"verdict":"FORWARDED"'
 _HEAD = 320  # bytes from the start within which compact lines carry the flow's time and verdict

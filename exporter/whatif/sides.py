@@ -7,11 +7,8 @@ from functools import lru_cache
 
 from exporter.model import Peer
 from exporter.netpol.attribution import NAMESPACE_NAME_LABEL
+from exporter.netpol.cilium import NAMESPACE_LABELS_PREFIX, NOT_POD_LABEL_PREFIXES
 from exporter.netpol.labels import Labels
-
-# Cilium endpoint labels that are not pod labels: the namespace, identity bookkeeping.
-_CILIUM_NS_LABELS = "io.cilium.k8s.namespace.labels."
-_NOT_POD_LABELS = ("io.kubernetes.pod.namespace", "io.cilium.k8s.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +51,15 @@ def side_from_hubble(peer: Peer) -> Side:
         if not label.startswith("k8s:"):
             continue
         key, _, value = label[4:].partition("=")
-        if key.startswith(_CILIUM_NS_LABELS):
-            ns[key[len(_CILIUM_NS_LABELS):]] = value
-        elif not key.startswith(_NOT_POD_LABELS):
+        if key.startswith(NAMESPACE_LABELS_PREFIX):
+            ns[key[len(NAMESPACE_LABELS_PREFIX):]] = value
+        elif not key.startswith(NOT_POD_LABEL_PREFIXES):
             pod[key] = value
     labels = Labels(pod) if peer.labels else None  # no labels at all: a remote pod known by identity only
     return Side(peer.name, peer.namespace, labels, namespace_labels(peer.namespace, ns), peer.ip)
 
 
+@lru_cache(maxsize=65536)  # records of a flow repeat their peers every flush interval
 def side_from_calico(peer: Peer, labels: tuple[str, ...] | None) -> Side:
     """A Calico/Goldmane peer; `labels` as the record's `k=v` list (None when the record has none).
     Calico records carry no namespace labels: only `kubernetes.io/metadata.name` is known."""

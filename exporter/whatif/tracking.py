@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.whatif.events import DENIED, EGRESS, INGRESS, REPLY, TOUCHED, Event, FiveTuple, Touch, reverse_of
+from exporter.whatif.events import DENIED, EGRESS, INGRESS, REPLY, Event, FiveTuple, Touch, reverse_of
 from exporter.whatif.sides import Side
 
 MAX_ACTIVE = 1_000_000  # live connections kept at most (only reached by streams without times)
@@ -56,8 +56,6 @@ class HubbleTracker:
         if ev is REPLY:
             self.replies += 1
             return
-        if ev is TOUCHED:
-            return
         if type(ev) is Touch:
             conn = self.active.get(ev.five_tuple)
             if conn is not None:  # else expired since it was read: an event older than the window
@@ -82,26 +80,17 @@ class HubbleTracker:
                 if reverse is not None and not (t and reverse.last_ns and t - reverse.last_ns > self.window_ns):
                     self.replies += 1
                     return
-            conn = Connection(ev.src, ev.dst, ev.protocol, ev.port, t, t, 1, ev.verdict == DENIED, ev.side)
-            active[key] = conn
+            active[key] = Connection(ev.src, ev.dst, ev.protocol, ev.port, t, t, 1, ev.verdict == DENIED, ev.side)
             self.connections += 1
+            if t > self.watermark:
+                self._advance(t)
+            if len(active) > self.max_active:
+                self.sink(active.popitem(last=False)[1])
         else:
-            active.move_to_end(key)
-            if t:
-                if not conn.first_ns or t < conn.first_ns:
-                    conn.first_ns = t
-                if t > conn.last_ns:
-                    conn.last_ns = t
+            self.touch(key, conn, t)
             if ev.verdict == DENIED and not conn.denied:
                 conn.denied = True
                 conn.deny_side = ev.side
-        if t > self.watermark:
-            self.watermark = t
-            if t >= self._next_sweep:  # sweeping once per second of stream time is enough
-                self._next_sweep = t + _SWEEP_NS
-                self._expire()
-        if len(active) > self.max_active:
-            self.sink(active.popitem(last=False)[1])
 
     def touch(self, five: FiveTuple, conn: Connection, t: int) -> None:
         """Another event of the live connection `conn` (`five`), at `t` (0: without a time)."""
@@ -112,10 +101,14 @@ class HubbleTracker:
             if t > conn.last_ns:
                 conn.last_ns = t
             if t > self.watermark:
-                self.watermark = t
-                if t >= self._next_sweep:
-                    self._next_sweep = t + _SWEEP_NS
-                    self._expire()
+                self._advance(t)
+
+    def _advance(self, t: int) -> None:
+        """The stream reached `t`: finish the connections idle for longer than the window."""
+        self.watermark = t
+        if t >= self._next_sweep:  # sweeping once per second of stream time is enough
+            self._next_sweep = t + _SWEEP_NS
+            self._expire()
 
     def _expire(self) -> None:
         horizon = self.watermark - self.window_ns
@@ -156,7 +149,6 @@ class CalicoPairing:
         self.sink = sink
         self.slots: OrderedDict[FlowKey, _Slot] = OrderedDict()
         self.watermark = 0
-        self.connections = 0
 
     def add(self, ev: Event) -> None:
         key = (ev.src, ev.dst, ev.protocol, ev.port)
@@ -208,7 +200,6 @@ class CalicoPairing:
         if not parts:  # records of connections started earlier: the traffic is listed, with no new connection
             parts = [(0, bool(slot.denied_at), slot.denied_at)]
         for count, denied, side in parts:
-            self.connections += count
             self.sink(Connection(src, dst, protocol, port, slot.start_ns, slot.end_ns, count, denied, side))
 
     def finish(self) -> None:
