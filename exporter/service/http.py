@@ -121,18 +121,21 @@ def _security_middleware(service: Service, auth: BasicAuth | None) -> Any:
                 return web.Response(status=403, text="client certificate not allowed\n")
         return None
 
-    async def _credentials_valid(request: web.Request) -> bool:
-        """What a non-probe path would let through: the client certificate and basic auth configured."""
-        if _certificate_refusal(request) is not None:
-            return False
+    async def _refusal(request: web.Request) -> tuple[web.Response | None, str]:
+        """(the answer refusing the request, None when its client certificate and basic auth pass; the
+        client to rate-limit: the user, else the address)."""
+        refused = _certificate_refusal(request)
+        if refused is not None:
+            return refused, ""
         if auth is None:
-            return True
-        if "Authorization" not in request.headers:
-            return False
+            return None, request.remote or ""
         try:
-            return await auth.authenticate(request.headers["Authorization"]) is not None
+            user = await auth.authenticate(request.headers.get("Authorization"))
         except AuthBusy:
-            return False
+            return web.Response(status=429, text="too many authentication attempts\n"), ""
+        if user is None:
+            return _unauthorized(), ""
+        return None, f"user {user}"
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -145,20 +148,11 @@ def _security_middleware(service: Service, auth: BasicAuth | None) -> Any:
         if request.path in PROBE_PATHS:
             # Probes stay reachable without credentials; /readyz shows details only to valid ones.
             if request.path == "/readyz":
-                request[AUTHENTICATED_KEY] = await _credentials_valid(request)
+                request[AUTHENTICATED_KEY] = (await _refusal(request))[0] is None
             return await handler(request)
-        refused = _certificate_refusal(request)
+        refused, client = await _refusal(request)
         if refused is not None:
             return refused
-        client = request.remote or ""
-        if auth is not None:
-            try:
-                user = await auth.authenticate(request.headers.get("Authorization"))
-            except AuthBusy:
-                return web.Response(status=429, text="too many authentication attempts\n")
-            if user is None:
-                return _unauthorized()
-            client = f"user {user}"
         if limits is not None and not limits.take(client):
             return web.Response(status=429, text="too many requests\n")
         return await handler(request)
