@@ -255,10 +255,13 @@ class FileSource(Source):
                 self._close_fd()
                 return False
             return True
+        stream = None
         try:
             stream = candidate.open_stream()
             self._head = candidate.head(FINGERPRINT_BYTES)
         except (OSError, EOFError, ValueError) as exc:
+            if stream is not None:
+                stream.close()  # opened, but its head could not be read
             log.error("%s: cannot read the compressed backup %s: %s", self.spec, candidate.path, exc)
             return False
         self._stream, self._id, self._pos, self._lineno = stream, (candidate.dev, candidate.ino), 0, 0
